@@ -3,6 +3,9 @@
 Conventions (DESIGN.md, "Numeric conventions"):
 
 - ``P`` is a float64 array of shape (n, K); rows need not sum to 1 and are renormalized.
+  Rows whose sum is within ``ROW_SUM_TOLERANCE`` of 1 are kept exactly as given: dividing
+  ``[0.7, 0.1, 0.1, 0.1]`` by its float sum 0.9999999999999999 would turn 0.7 into
+  0.7000000000000001 and move it across the bin edge 0.7.
 - A row with a negative, NaN or infinite entry, or a row that is all zero, is invalid.
   The error names the offending row indices so the API can answer 422 with them.
 - ``y`` holds integer labels in ``0..K-1`` (the task's label order).
@@ -13,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 _MAX_ROWS_NAMED = 20
+ROW_SUM_TOLERANCE = 1e-9
 
 
 def _name_rows(rows: np.ndarray) -> str:
@@ -50,7 +54,10 @@ def check_probabilities(P, *, min_classes: int = 2) -> np.ndarray:
             "invalid probability rows (negative, NaN, infinite or all zero) at indices "
             + _name_rows(bad)
         )
-    return P / P.sum(axis=1, keepdims=True)
+    sums = P.sum(axis=1, keepdims=True)
+    if np.all(np.abs(sums - 1.0) <= ROW_SUM_TOLERANCE):
+        return P
+    return np.where(np.abs(sums - 1.0) <= ROW_SUM_TOLERANCE, P, P / sums)
 
 
 def check_labels(y, n_samples: int, n_classes: int) -> np.ndarray:
@@ -58,11 +65,16 @@ def check_labels(y, n_samples: int, n_classes: int) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n_samples:
         raise ValueError(f"y must have shape ({n_samples},); got {y.shape}")
-    if y.size and not np.issubdtype(y.dtype, np.integer):
-        if not np.issubdtype(y.dtype, np.floating) or not np.all(np.isfinite(y)) or np.any(
-            y != np.round(y)
-        ):
-            raise ValueError("y must hold integer class indices")
+    if (
+        y.size
+        and not np.issubdtype(y.dtype, np.integer)
+        and (
+            not np.issubdtype(y.dtype, np.floating)
+            or not np.all(np.isfinite(y))
+            or np.any(y != np.round(y))
+        )
+    ):
+        raise ValueError("y must hold integer class indices")
     y = y.astype(np.int64)
     out = np.flatnonzero((y < 0) | (y >= n_classes))
     if out.size:

@@ -1,0 +1,1 @@
+"""verbcal service: storage, REST API, jobs, LLM elicitation and dashboard."""

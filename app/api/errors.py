@@ -1,0 +1,108 @@
+"""Exception handlers producing the standard error body, and OpenAPI declarations of it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Missing or unknown API key",
+    403: "The API key's role does not allow this",
+    404: "Not found",
+    409: "Conflict with the stored state",
+    413: "Request too large",
+    422: "Invalid input; `details` names the field or row",
+    502: "The task's LLM failed or gave an unusable answer",
+    504: "The task's LLM timed out",
+}
+
+
+def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given error statuses (422 and 401 always)."""
+    codes = sorted({401, 422, *status_codes})
+    return {c: {"model": ErrorResponse, "description": _DESCRIPTIONS[c]} for c in codes}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out or ".".join(str(p) for p in loc)
+
+
+def _row_of(loc: tuple[Any, ...]) -> int | None:
+    # A batch row is the first integer index in the location (examples[3].label -> 3).
+    for part in loc:
+        if isinstance(part, int):
+            return part
+    return None
+
+
+async def _validation_handler(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    details = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        entry: dict[str, Any] = {"field": _location(loc), "message": err.get("msg", "")}
+        row = _row_of(loc)
+        if row is not None:
+            entry["row"] = row
+        details.append(entry)
+    first = details[0] if details else {"field": "", "message": "invalid request"}
+    message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+    return JSONResponse(status_code=422, content=error_body("validation_error", message, details))
+
+
+async def _service_handler(_request: Request, exc: ServiceError) -> JSONResponse:
+    return JSONResponse(
+        status_code=exc.status_code, content=error_body(exc.code, exc.message, exc.details)
+    )
+
+
+async def _http_handler(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}.get(
+        exc.status_code, "http_error"
+    )
+    return JSONResponse(
+        status_code=exc.status_code,
+        content=error_body(code, str(exc.detail)),
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _unexpected_handler(_request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    return JSONResponse(status_code=500, content=error_body("internal_error", "internal error"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(ServiceError, _service_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)

@@ -1,0 +1,46 @@
+"""The app-facing endpoints: calibrate one or a batch, and give feedback."""
+
+from fastapi import APIRouter
+
+from app.api.deps import AnyKey, SessionDep, SettingsDep
+from app.api.errors import error_responses
+from app.schemas.calibrate import (
+    CalibrateBatchRequest,
+    CalibrateBatchResponse,
+    CalibrateRequest,
+    CalibrateResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+)
+from app.services import calibrate as calibrate_service
+from app.services.tasks import get_task
+
+router = APIRouter(tags=["calibrate"])
+
+
+@router.post(
+    "/calibrate", response_model=CalibrateResponse, responses=error_responses(404, 502, 504)
+)
+def calibrate(
+    body: CalibrateRequest, session: SessionDep, settings: SettingsDep, _key: AnyKey
+) -> CalibrateResponse:
+    """Calibrated probabilities for a text (asks the task's LLM) or for given probabilities."""
+    task = get_task(session, body.task)
+    return calibrate_service.calibrate_one(session, task, body, settings)
+
+
+@router.post(
+    "/calibrate/batch", response_model=CalibrateBatchResponse, responses=error_responses(404)
+)
+def calibrate_batch(
+    body: CalibrateBatchRequest, session: SessionDep, settings: SettingsDep, _key: AnyKey
+) -> CalibrateBatchResponse:
+    """Per-item results and errors; one failing item does not fail the batch."""
+    task = get_task(session, body.task)
+    return calibrate_service.calibrate_batch(session, task, body.items, settings)
+
+
+@router.post("/feedback", response_model=FeedbackResponse, responses=error_responses(404))
+def feedback(body: FeedbackRequest, session: SessionDep, _key: AnyKey) -> FeedbackResponse:
+    """The true label of a past /calibrate result, for monitoring."""
+    return calibrate_service.record_feedback(session, body)

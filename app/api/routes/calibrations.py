@@ -1,0 +1,125 @@
+"""Fitting calibrations, versions and rollback, and reports."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+
+from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep
+from app.api.errors import error_responses
+from app.models import Calibration
+from app.schemas.calibrations import (
+    CalibrationOut,
+    CalibrationSummary,
+    FitRequest,
+    ReportQuery,
+)
+from app.services import calibration as calibration_service
+from app.services.tasks import active_calibration, get_task
+
+router = APIRouter(prefix="/tasks/{name}", tags=["calibrations"])
+
+
+def calibration_out(calibration: Calibration, task_name: str) -> CalibrationOut:
+    return CalibrationOut(
+        id=calibration.id,
+        task=task_name,
+        version=calibration.version,
+        method=calibration.method,
+        objective=calibration.objective,
+        temperature=calibration.temperature,
+        eps=calibration.eps,
+        is_active=calibration.is_active,
+        created_at=calibration.created_at,
+        activated_at=calibration.activated_at,
+        fit_request=calibration.fit_request,
+        data={
+            k: v
+            for k, v in calibration.data.items()
+            if k not in ("eval_example_ids", "decision_curves")
+        },
+        metrics=calibration.metrics,
+        conventions=calibration.conventions,
+    )
+
+
+def calibration_summary(calibration: Calibration) -> CalibrationSummary:
+    return CalibrationSummary(
+        id=calibration.id,
+        version=calibration.version,
+        method=calibration.method,
+        objective=calibration.objective,
+        temperature=calibration.temperature,
+        eps=calibration.eps,
+        is_active=calibration.is_active,
+        created_at=calibration.created_at,
+        n_fit=calibration.data.get("n_fit", 0),
+        n_eval=calibration.data.get("n_eval", 0),
+        ece_before=calibration.metrics.get("before", {}).get("ece"),
+        ece_after=calibration.metrics.get("after", {}).get("ece"),
+    )
+
+
+@router.post(
+    "/fit",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CalibrationOut,
+    responses=error_responses(403, 404, 409),
+)
+def fit(
+    name: str, body: FitRequest, session: SessionDep, settings: SettingsDep, _key: AdminKey
+) -> CalibrationOut:
+    task = get_task(session, name)
+    calibration = calibration_service.fit_task(session, task, body, settings)
+    return calibration_out(calibration, task.name)
+
+
+@router.get(
+    "/calibrations", response_model=list[CalibrationSummary], responses=error_responses(404)
+)
+def list_calibrations(name: str, session: SessionDep, _key: AnyKey) -> list[CalibrationSummary]:
+    task = get_task(session, name)
+    return [calibration_summary(c) for c in calibration_service.list_calibrations(session, task)]
+
+
+@router.get(
+    "/calibrations/{calibration_id}", response_model=CalibrationOut, responses=error_responses(404)
+)
+def get_calibration(
+    name: str, calibration_id: int, session: SessionDep, _key: AnyKey
+) -> CalibrationOut:
+    task = get_task(session, name)
+    return calibration_out(calibration_service.get_calibration(session, task, calibration_id), name)
+
+
+@router.post(
+    "/calibrations/{calibration_id}/activate",
+    response_model=CalibrationOut,
+    responses=error_responses(403, 404, 409),
+)
+def activate(name: str, calibration_id: int, session: SessionDep, _key: AdminKey) -> CalibrationOut:
+    task = get_task(session, name)
+    calibration = calibration_service.get_calibration(session, task, calibration_id)
+    calibration_service.activate(session, task, calibration)
+    return calibration_out(calibration, name)
+
+
+@router.get("/report", responses=error_responses(404))
+def report(
+    name: str, query: Annotated[ReportQuery, Query()], session: SessionDep, _key: AnyKey
+) -> dict[str, Any]:
+    """The calibration report of a calibration (default: the active one) on held-out data."""
+    task = get_task(session, name)
+    if query.calibration_id is not None:
+        calibration = calibration_service.get_calibration(session, task, query.calibration_id)
+    else:
+        calibration = active_calibration(session, task)
+    return calibration_service.task_report(
+        session,
+        task,
+        calibration,
+        n_bins=query.n_bins,
+        binning=query.binning,
+        n_boot=query.n_boot,
+    )

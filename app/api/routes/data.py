@@ -1,0 +1,135 @@
+"""Labelled examples and imported predictions: JSON bodies or CSV/JSONL uploads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep
+from app.api.errors import error_responses
+from app.errors import InvalidInputError, field_error
+from app.schemas.data import ExampleOut, ExamplesIn, ImportResult, PredictionsIn
+from app.services import data as data_service
+from app.services.tasks import get_task
+
+router = APIRouter(prefix="/tasks/{name}", tags=["data"])
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/{model}"}},
+            "text/csv": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        },
+        "required": True,
+    }
+}
+
+
+def _upload_doc(model: str) -> dict[str, Any]:
+    return json.loads(json.dumps(_UPLOAD_BODY).replace("{model}", model))
+
+
+async def _read_rows(request: Request, json_key: str, model) -> tuple[list[Any], bool]:
+    """Rows from a JSON body (validated by ``model``), a raw CSV/JSONL body, or a multipart file.
+
+    Returns (rows, from_csv).
+    """
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidInputError(
+                "multipart upload needs a `file` field", [field_error("file", "missing")]
+            )
+        content = await upload.read()
+        kind = upload.content_type or ""
+        rows = data_service.parse_upload(content, kind, upload.filename)
+        return rows, "csv" in kind or (upload.filename or "").lower().endswith(".csv")
+    body = await request.body()
+    if content_type.startswith("application/json") or not content_type:
+        try:
+            payload = json.loads(body, parse_constant=data_service._reject_constant)
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"invalid JSON: {exc}", [field_error("body", str(exc))]
+            ) from exc
+        if not isinstance(payload, dict) or not isinstance(payload.get(json_key), list):
+            raise InvalidInputError(
+                f"the body must be an object with a `{json_key}` list",
+                [field_error(json_key, "missing or not a list")],
+            )
+        extra = sorted(set(payload) - {json_key})
+        if extra:
+            raise InvalidInputError(
+                f"unknown field(s) {extra}", [field_error(extra[0], "unknown field")]
+            )
+        return payload[json_key], False
+    return data_service.parse_upload(body, content_type), "csv" in content_type
+
+
+@router.post(
+    "/examples",
+    response_model=ImportResult,
+    responses=error_responses(403, 404),
+    openapi_extra=_upload_doc("ExamplesIn"),
+    summary="Upsert labelled examples (JSON, CSV or JSONL); all or nothing",
+)
+async def import_examples(
+    name: str, request: Request, session: SessionDep, settings: SettingsDep, _key: AdminKey
+) -> ImportResult:
+    rows, _ = await _read_rows(request, "examples", ExamplesIn)
+
+    def run() -> ImportResult:
+        task = get_task(session, name)
+        return data_service.import_examples(session, task, rows, settings)
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/examples", response_model=list[ExampleOut], responses=error_responses(404))
+def list_examples(
+    name: str,
+    session: SessionDep,
+    _key: AnyKey,
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+) -> list[ExampleOut]:
+    task = get_task(session, name)
+    return [
+        ExampleOut(id=e.external_id, text=e.text, label=e.label)
+        for e in data_service.list_examples(session, task, limit, offset)
+    ]
+
+
+@router.post(
+    "/predictions",
+    response_model=ImportResult,
+    responses=error_responses(403, 404),
+    openapi_extra=_upload_doc("PredictionsIn"),
+    summary="Import distributions elicited elsewhere (JSON, CSV or JSONL); all or nothing",
+)
+async def import_predictions(
+    name: str, request: Request, session: SessionDep, settings: SettingsDep, _key: AdminKey
+) -> ImportResult:
+    rows, from_csv = await _read_rows(request, "items", PredictionsIn)
+
+    def run() -> ImportResult:
+        task = get_task(session, name)
+        items = (
+            [data_service.csv_probability_row(r, task.labels) for r in rows] if from_csv else rows
+        )
+        return data_service.import_predictions(session, task, items, settings)
+
+    return await run_in_threadpool(run)

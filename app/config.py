@@ -1,0 +1,64 @@
+"""The one settings object of the service, read from ``VERBCAL_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service configuration. Every field is set by the environment variable ``VERBCAL_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="VERBCAL_", env_file=None, extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./verbcal.db",
+        description="SQLAlchemy URL: a SQLite file (default) or postgresql+psycopg://...",
+    )
+    secret_key: str = Field(
+        default="",
+        description="Signs dashboard session cookies. Empty: a random key per process "
+        "(sessions do not survive a restart).",
+    )
+    embedded_worker: bool | None = Field(
+        default=None,
+        description="Run a job worker inside `verbcal serve`. Default: on for SQLite, off for "
+        "PostgreSQL (run `verbcal worker` processes instead).",
+    )
+    max_text_length: int = Field(default=20_000, ge=1, description="Longest accepted text.")
+    max_batch_size: int = Field(default=1_000, ge=1, description="Most items in one batch call.")
+    max_upload_rows: int = Field(default=100_000, ge=1, description="Most rows in one import.")
+    min_fit_examples: int = Field(
+        default=20, ge=2, description="Fewest labelled distributions a fit accepts."
+    )
+    monitoring_window: int = Field(
+        default=500, ge=1, description="How many recent labelled requests monitoring uses."
+    )
+    drift_ece_margin: float = Field(
+        default=0.05,
+        ge=0,
+        description="Monitoring flags drift when the live ECE exceeds the fit's held-out ECE "
+        "by more than this.",
+    )
+    job_lease_s: float = Field(
+        default=60.0, gt=0, description="A running job whose heartbeat is older is reclaimed."
+    )
+    worker_poll_s: float = Field(default=1.0, gt=0, description="Worker idle poll interval.")
+    job_batch_size: int = Field(
+        default=32, ge=1, description="Examples a worker asks about between progress commits."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    log_json: bool = Field(default=True, description="Structured JSON logs.")
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="If set, GET /metrics requires `Authorization: Bearer <token>`. Unset: "
+        "/metrics is open, so scrape it on an internal network only.",
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

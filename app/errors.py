@@ -1,0 +1,70 @@
+"""Domain errors raised by services and turned into the standard error body by the API.
+
+Every error answer is ``{"error": {"code": str, "message": str, "details": ...}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    """Base class: an HTTP status, a stable machine-readable code and a human message."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details: Any = None, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if code is not None:
+            self.code = code
+
+
+class NotFoundError(ServiceError):
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(ServiceError):
+    status_code = 409
+    code = "conflict"
+
+
+class InvalidInputError(ServiceError):
+    """Input that is well-formed JSON but wrong for the task (unknown label, bad row, ...)."""
+
+    status_code = 422
+    code = "validation_error"
+
+
+class AuthenticationError(ServiceError):
+    status_code = 401
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(ServiceError):
+    status_code = 403
+    code = "forbidden"
+
+
+class UpstreamLLMError(ServiceError):
+    """The task's LLM failed after retries (502), or timed out (504)."""
+
+    status_code = 502
+    code = "llm_error"
+
+    def __init__(self, message: str, details: Any = None, *, timeout: bool = False) -> None:
+        super().__init__(message, details)
+        if timeout:
+            self.status_code = 504
+            self.code = "llm_timeout"
+
+
+def field_error(field: str, message: str, row: int | None = None) -> dict[str, Any]:
+    """One entry of ``details`` naming the offending field (and row, for batch input)."""
+    entry: dict[str, Any] = {"field": field, "message": message}
+    if row is not None:
+        entry["row"] = row
+    return entry

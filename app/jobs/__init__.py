@@ -1,0 +1,1 @@
+"""Background jobs: the worker that claims and runs them (``app.jobs.worker``)."""

@@ -1,0 +1,61 @@
+"""The FastAPI application factory: `create_app(settings)` wires storage, routes and workers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api.errors import install_error_handlers
+from app.api.openapi import install_openapi
+from app.api.router import api_router
+from app.config import Settings, get_settings
+from app.dashboard import install_dashboard
+from app.db import create_db_engine, create_session_factory, is_sqlite
+from app.observability import install_observability
+
+
+def embedded_worker_enabled(settings: Settings) -> bool:
+    if settings.embedded_worker is not None:
+        return settings.embedded_worker
+    return is_sqlite(settings.database_url)
+
+
+def create_app(settings: Settings | None = None, *, start_worker: bool | None = None) -> FastAPI:
+    """Build the app. ``start_worker`` overrides the settings' embedded-worker choice."""
+    settings = settings or get_settings()
+    engine = create_db_engine(settings.database_url)
+    session_factory = create_session_factory(engine)
+    run_worker = embedded_worker_enabled(settings) if start_worker is None else start_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if run_worker:
+            from app.jobs.worker import EmbeddedWorker
+
+            worker = EmbeddedWorker(session_factory, settings)
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="verbcal",
+        version="0.1.0",
+        summary="Calibrated probabilities from the distributions LLMs verbalize.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = session_factory
+    install_error_handlers(app)
+    install_observability(app, settings)
+    app.include_router(api_router)
+    install_dashboard(app)
+    install_openapi(app)
+    return app

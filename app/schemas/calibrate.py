@@ -1,0 +1,104 @@
+"""POST /calibrate, /calibrate/batch and /feedback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from app.schemas.common import Label, Probability, RequestModel, TaskName, Text
+
+
+class CalibrateItem(RequestModel):
+    text: Text | None = Field(default=None, description="Ask the task's LLM about this text.")
+    probabilities: dict[str, Probability] | None = Field(
+        default=None, description="A distribution elicited elsewhere: one value per task label."
+    )
+    target_precision: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Decide only when the active calibration's held-out precision for the "
+        "predicted label reaches this at the item's score; otherwise abstain.",
+    )
+
+    @model_validator(mode="after")
+    def _one_input(self) -> CalibrateItem:
+        if (self.text is None) == (self.probabilities is None):
+            raise ValueError("give exactly one of `text` or `probabilities`")
+        return self
+
+
+class CalibrateRequest(CalibrateItem):
+    task: TaskName
+
+
+class CalibrateBatchRequest(RequestModel):
+    task: TaskName
+    items: list[CalibrateItem] = Field(min_length=1)
+
+
+class CalibrationRef(BaseModel):
+    id: int
+    version: int
+    temperature: float | None
+
+
+class Decision(BaseModel):
+    label: str | None
+    abstained: bool
+    threshold: float | None
+    target_precision: float | None = None
+    reason: str | None = None
+
+
+class LLMInfo(BaseModel):
+    model: str | None
+    latency_ms: float | None
+    parse_status: str
+    samples: int = 1
+    repairs: list[str] = Field(default_factory=list)
+
+
+class CalibrateResponse(BaseModel):
+    id: str
+    task: str
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    raw_probabilities: dict[str, float]
+    calibration: CalibrationRef | None
+    decision: Decision
+    llm: LLMInfo | None
+
+
+class BatchItemError(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    result: CalibrateResponse | None = None
+    error: BatchItemError | None = None
+
+
+class CalibrateBatchResponse(BaseModel):
+    task: str
+    results: list[BatchItemResult]
+    succeeded: int
+    failed: int
+
+
+class FeedbackRequest(RequestModel):
+    id: str = Field(min_length=1, max_length=64, description="The `id` of a /calibrate result.")
+    label: Label
+
+
+class FeedbackResponse(BaseModel):
+    id: str
+    task: str
+    label: str
+    predicted: str
+    correct: bool

@@ -1,0 +1,64 @@
+"""Task requests and responses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from app.llm.config import LLMConfig
+from app.schemas.common import Label, RequestModel, TaskName
+
+
+class TaskCreate(RequestModel):
+    name: TaskName
+    labels: list[Label] = Field(min_length=2, max_length=100, description="Task label order.")
+    description: str = Field(default="", max_length=5_000)
+    prompt_template: str | None = Field(
+        default=None,
+        max_length=50_000,
+        description="A custom prompt with `{text}` and `{labels}` placeholders; "
+        "null uses the default incremental-elicitation prompt.",
+    )
+    llm: LLMConfig | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _unique_labels(cls, labels: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for label in labels:
+            if label in seen:
+                raise ValueError(f"duplicate label {label!r}")
+            seen.add(label)
+        return labels
+
+
+class TaskUpdate(RequestModel):
+    """Fields that may change; labels are fixed for a task's lifetime."""
+
+    description: str | None = Field(default=None, max_length=5_000)
+    prompt_template: str | None = Field(default=None, max_length=50_000)
+    llm: LLMConfig | None = None
+
+
+class ActiveCalibrationSummary(BaseModel):
+    id: int
+    version: int
+    method: str
+    temperature: float | None
+    ece_before: float | None
+    ece_after: float | None
+
+
+class TaskOut(BaseModel):
+    name: str
+    labels: list[str]
+    description: str
+    prompt_template: str | None
+    prompt_version: str
+    llm: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    counts: dict[str, Any]
+    active_calibration: ActiveCalibrationSummary | None

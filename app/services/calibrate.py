@@ -1,0 +1,340 @@
+"""Serving calibrated probabilities (`POST /calibrate`), batches, and feedback."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, load_only
+
+from app.config import Settings
+from app.errors import (
+    InvalidInputError,
+    NotFoundError,
+    ServiceError,
+    UpstreamLLMError,
+    field_error,
+)
+from app.llm.client import LLMClient
+from app.models import Calibration, CalibrationRequest, Task, utcnow
+from app.schemas.calibrate import (
+    BatchItemError,
+    BatchItemResult,
+    CalibrateBatchResponse,
+    CalibrateItem,
+    CalibrateResponse,
+    CalibrationRef,
+    Decision,
+    FeedbackRequest,
+    FeedbackResponse,
+    LLMInfo,
+)
+from app.services.data import RowErrors, text_hash, validate_distribution
+from app.services.tasks import task_llm_config, task_template
+from calibrators import calibrator_from_dict
+
+_CACHE_SIZE = 256
+
+
+@dataclass(frozen=True)
+class ServedCalibration:
+    """What serving needs of an active calibration; immutable, so cached by id."""
+
+    id: int
+    version: int
+    temperature: float | None
+    calibrator: Any
+    decision_curves: dict[str, Any]
+
+
+class _CalibrationCache:
+    """LRU of fitted calibrators by calibration id (a stored calibration never changes)."""
+
+    def __init__(self, size: int = _CACHE_SIZE) -> None:
+        self._items: OrderedDict[int, ServedCalibration] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, calibration_id: int) -> ServedCalibration:
+        with self._lock:
+            if calibration_id in self._items:
+                self._items.move_to_end(calibration_id)
+                return self._items[calibration_id]
+        row = session.get(Calibration, calibration_id)
+        served = ServedCalibration(
+            id=row.id,
+            version=row.version,
+            temperature=row.temperature,
+            calibrator=calibrator_from_dict(row.calibrator),
+            decision_curves=row.data.get("decision_curves", {}),
+        )
+        with self._lock:
+            self._items[calibration_id] = served
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return served
+
+
+CALIBRATION_CACHE = _CalibrationCache()
+
+
+def active_served_calibration(session: Session, task: Task) -> ServedCalibration | None:
+    calibration_id = session.scalar(
+        select(Calibration.id).where(Calibration.task_id == task.id, Calibration.is_active)
+    )
+    return None if calibration_id is None else CALIBRATION_CACHE.get(session, calibration_id)
+
+
+def threshold_for_precision(curve: dict[str, Any], target: float) -> float | None:
+    """Smallest held-out threshold t whose precision (score >= t) reaches ``target``."""
+    thresholds = curve.get("thresholds", [])
+    precision = curve.get("precision", [])
+    for t, p in zip(thresholds, precision, strict=True):  # ascending thresholds
+        if p >= target:
+            return float(t)
+    return None
+
+
+def decide(
+    label: str,
+    score: float,
+    served: ServedCalibration | None,
+    target_precision: float | None,
+) -> Decision:
+    if target_precision is None:
+        return Decision(label=label, abstained=False, threshold=None)
+    if served is None:
+        return Decision(
+            label=None,
+            abstained=True,
+            threshold=None,
+            target_precision=target_precision,
+            reason="no active calibration: thresholds come from a fitted calibration",
+        )
+    threshold = threshold_for_precision(served.decision_curves.get(label, {}), target_precision)
+    if threshold is None:
+        return Decision(
+            label=None,
+            abstained=True,
+            threshold=None,
+            target_precision=target_precision,
+            reason=f"no threshold reaches precision {target_precision} for {label!r} "
+            "on held-out data",
+        )
+    accepted = score >= threshold
+    return Decision(
+        label=label if accepted else None,
+        abstained=not accepted,
+        threshold=threshold,
+        target_precision=target_precision,
+        reason=None if accepted else f"confidence below the threshold for {label!r}",
+    )
+
+
+@dataclass
+class _Elicited:
+    raw: list[float]
+    llm: LLMInfo | None
+    text_hash: str | None
+
+
+def _from_probabilities(
+    task: Task, probabilities: dict[str, float], row: int | None
+) -> list[float]:
+    errors = RowErrors("item")
+    distribution = validate_distribution(probabilities, list(task.labels), errors, row or 0)
+    if distribution is None:
+        details = errors.errors
+        if row is None:
+            for entry in details:
+                entry.pop("row", None)
+        raise InvalidInputError(f"probabilities: {details[0]['message']}", details)
+    return distribution
+
+
+def _check_text(text: str, settings: Settings) -> None:
+    if len(text) > settings.max_text_length:
+        raise InvalidInputError(
+            f"text longer than {settings.max_text_length} characters",
+            [field_error("text", f"at most {settings.max_text_length} characters")],
+        )
+
+
+def _llm_client(task: Task) -> LLMClient:
+    config = task_llm_config(task)
+    if config is None:
+        raise InvalidInputError(
+            f"task {task.name!r} has no LLM configured; send `probabilities` instead of `text`",
+            [field_error("text", "the task has no llm config")],
+        )
+    return LLMClient(config, task_template(task))
+
+
+def _elicited_result(elicitation, labels: Sequence[str]) -> _Elicited:
+    if elicitation.probabilities is None:
+        error = elicitation.error
+        details = error.to_dict() if error is not None else None
+        kind = getattr(error, "kind", "unparseable")
+        message = getattr(error, "message", "the LLM gave no usable distribution")
+        raise UpstreamLLMError(f"LLM {kind}: {message}", details, timeout=kind == "timeout")
+    samples = elicitation.samples
+    parsed = [s for s in samples if s.probabilities is not None]
+    repairs = sorted({r for s in parsed for r in (s.repairs or [])})
+    return _Elicited(
+        raw=list(elicitation.probabilities),
+        llm=LLMInfo(
+            model=samples[0].model if samples else None,
+            latency_ms=elicitation.latency_ms,
+            parse_status=elicitation.status,
+            samples=len(samples),
+            repairs=repairs,
+        ),
+        text_hash=None,
+    )
+
+
+def _respond(
+    session: Session,
+    task: Task,
+    elicited: _Elicited,
+    served: ServedCalibration | None,
+    target_precision: float | None,
+) -> CalibrateResponse:
+    labels = list(task.labels)
+    raw = np.asarray(elicited.raw, dtype=np.float64)
+    raw = raw / raw.sum()
+    calibrated = raw if served is None else served.calibrator.transform(raw[None, :])[0]
+    top = int(np.argmax(calibrated))
+    label, confidence = labels[top], float(calibrated[top])
+    decision = decide(label, confidence, served, target_precision)
+    row = CalibrationRequest(
+        task_id=task.id,
+        calibration_id=None if served is None else served.id,
+        text_hash=elicited.text_hash,
+        raw_probabilities=raw.tolist(),
+        probabilities=calibrated.tolist(),
+        label=label,
+        confidence=confidence,
+        decision=decision.model_dump(),
+        llm=None if elicited.llm is None else elicited.llm.model_dump(),
+    )
+    session.add(row)
+    session.flush()
+    return CalibrateResponse(
+        id=row.id,
+        task=task.name,
+        label=label,
+        confidence=confidence,
+        probabilities=dict(zip(labels, calibrated.tolist(), strict=True)),
+        raw_probabilities=dict(zip(labels, raw.tolist(), strict=True)),
+        calibration=None
+        if served is None
+        else CalibrationRef(id=served.id, version=served.version, temperature=served.temperature),
+        decision=decision,
+        llm=elicited.llm,
+    )
+
+
+def calibrate_one(
+    session: Session, task: Task, item: CalibrateItem, settings: Settings
+) -> CalibrateResponse:
+    """Calibrate one distribution, asking the task's LLM first when given a text."""
+    if item.probabilities is not None:
+        elicited = _Elicited(_from_probabilities(task, item.probabilities, None), None, None)
+    else:
+        _check_text(item.text, settings)
+        client = _llm_client(task)
+        elicited = _elicited_result(client.elicit_sync(item.text, list(task.labels)), task.labels)
+        elicited.text_hash = text_hash(item.text)
+    return _respond(
+        session, task, elicited, active_served_calibration(session, task), item.target_precision
+    )
+
+
+def calibrate_batch(
+    session: Session, task: Task, items: Sequence[CalibrateItem], settings: Settings
+) -> CalibrateBatchResponse:
+    """Per-item results and errors; texts are sent to the LLM concurrently."""
+    if len(items) > settings.max_batch_size:
+        raise InvalidInputError(
+            f"too many items: {len(items)} > {settings.max_batch_size}",
+            [field_error("items", f"at most {settings.max_batch_size} items per batch")],
+        )
+    served = active_served_calibration(session, task)
+    elicited: dict[int, _Elicited | ServiceError] = {}
+    text_items = []
+    for index, item in enumerate(items):
+        try:
+            if item.probabilities is not None:
+                raw = _from_probabilities(task, item.probabilities, index)
+                elicited[index] = _Elicited(raw, None, None)
+            else:
+                _check_text(item.text, settings)
+                text_items.append(index)
+        except ServiceError as exc:
+            elicited[index] = exc
+    if text_items:
+        try:
+            client = _llm_client(task)
+        except ServiceError as exc:
+            elicited.update(dict.fromkeys(text_items, exc))
+        else:
+            answers = asyncio.run(
+                client.elicit_many([items[i].text for i in text_items], list(task.labels))
+            )
+            for index, answer in zip(text_items, answers, strict=True):
+                try:
+                    elicited[index] = _elicited_result(answer, task.labels)
+                    elicited[index].text_hash = text_hash(items[index].text)
+                except ServiceError as exc:
+                    elicited[index] = exc
+    results = []
+    for index, item in enumerate(items):
+        outcome = elicited[index]
+        if isinstance(outcome, ServiceError):
+            error = BatchItemError(
+                code=outcome.code, message=outcome.message, details=outcome.details
+            )
+            results.append(BatchItemResult(index=index, error=error))
+        else:
+            response = _respond(session, task, outcome, served, item.target_precision)
+            results.append(BatchItemResult(index=index, result=response))
+    failed = sum(r.error is not None for r in results)
+    return CalibrateBatchResponse(
+        task=task.name, results=results, succeeded=len(results) - failed, failed=failed
+    )
+
+
+def record_feedback(session: Session, request: FeedbackRequest) -> FeedbackResponse:
+    """Attach the true label to a past /calibrate result (a later call replaces it)."""
+    row = session.get(
+        CalibrationRequest,
+        request.id,
+        options=[
+            load_only(CalibrationRequest.id, CalibrationRequest.task_id, CalibrationRequest.label)
+        ],
+    )
+    if row is None:
+        raise NotFoundError(f"no /calibrate result with id {request.id!r}")
+    task = session.get(Task, row.task_id)
+    if request.label not in task.labels:
+        raise InvalidInputError(
+            f"unknown label {request.label!r}; task labels are {task.labels}",
+            [field_error("label", f"not one of {task.labels}")],
+        )
+    row.feedback_label = request.label
+    row.feedback_at = utcnow()
+    session.flush()
+    return FeedbackResponse(
+        id=row.id,
+        task=task.name,
+        label=request.label,
+        predicted=row.label,
+        correct=row.label == request.label,
+    )

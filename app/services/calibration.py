@@ -1,0 +1,467 @@
+"""Fitting calibrators on a task's stored distributions; versions, activation and reports.
+
+Held-out evaluation. With a holdout fraction the labelled examples (ordered by id) are
+permuted with ``numpy.random.default_rng(seed)``; the first ``round(holdout * n)`` are held
+out, the calibrator is fitted on the rest, and that calibrator is what is stored and served.
+With k folds, every example is scored by a calibrator fitted on the other folds (out-of-fold
+metrics) and the stored calibrator is fitted on all examples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.errors import ConflictError, InvalidInputError, NotFoundError, field_error
+from app.models import Calibration, Elicitation, Example, Task, utcnow
+from app.schemas.calibrations import FitRequest
+from app.services.data import IMPORT_SOURCE
+from app.services.tasks import AnswerKey, current_answer_key
+from calibrators import (
+    IsotonicCalibration,
+    TemperatureScaling,
+    VectorScaling,
+    calibration_report,
+    calibrator_from_dict,
+)
+
+DEFAULT_VECTOR_EPS = 1e-3
+MAX_DECISION_POINTS = 2_000
+COMPARED_METHODS = ("temperature", "vector", "isotonic")
+SUMMARY_METRICS = ("ece", "mce", "nll", "brier", "spherical", "accuracy", "entropy_gap")
+
+
+@dataclass
+class LabelledData:
+    """Labelled distributions of a task, rows in example-id order."""
+
+    example_ids: np.ndarray
+    P: np.ndarray
+    y: np.ndarray
+    source: str
+    answer_key: dict[str, Any] | None
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+def load_labelled(
+    session: Session,
+    task: Task,
+    source: str,
+    example_ids: Sequence[int] | None = None,
+    answer_key: AnswerKey | None = None,
+) -> LabelledData:
+    """Labelled distributions from ``source`` ("imported", "elicited" or "auto").
+
+    Elicited answers are those of ``answer_key`` (default: the task's current LLM and prompt).
+    """
+    key = answer_key or current_answer_key(task)
+    if source == "auto":
+        source = (
+            "elicited" if key is not None and _count_elicited(session, task, key) else "imported"
+        )
+    if source == "elicited":
+        return _load_elicited(session, task, key, example_ids)
+    return _load_imported(session, task, example_ids)
+
+
+def _count_elicited(session: Session, task: Task, key: AnswerKey) -> int:
+    return session.scalar(
+        select(func.count())
+        .select_from(Elicitation)
+        .where(*_key_filter(task, key), Elicitation.status != "failed")
+    )
+
+
+def _key_filter(task: Task, key) -> list[Any]:
+    return [
+        Elicitation.task_id == task.id,
+        Elicitation.source == "llm",
+        Elicitation.base_url == key.base_url,
+        Elicitation.model == key.model,
+        Elicitation.prompt_version == key.prompt_version,
+        Elicitation.params_fingerprint == key.params_fingerprint,
+        Elicitation.sample_index < key.samples,
+    ]
+
+
+def _labelled_rows(session: Session, task: Task, filters: list[Any], example_ids):
+    query = (
+        select(Elicitation.example_id, Example.label, Elicitation.probabilities)
+        .join(Example, Example.id == Elicitation.example_id)
+        .where(*filters, Example.label.is_not(None), Elicitation.status != "failed")
+        .order_by(Elicitation.example_id, Elicitation.sample_index)
+    )
+    rows = session.execute(query).all()
+    if example_ids is not None:
+        wanted = set(int(i) for i in example_ids)
+        rows = [r for r in rows if r[0] in wanted]
+    return rows
+
+
+def _assemble(rows, task: Task, source: str, answer_key) -> LabelledData:
+    label_index = {label: i for i, label in enumerate(task.labels)}
+    sums: dict[int, np.ndarray] = {}
+    counts: dict[int, int] = defaultdict(int)
+    labels: dict[int, int] = {}
+    for example_id, label, probabilities in rows:
+        if label not in label_index or probabilities is None:
+            continue
+        p = np.asarray(probabilities, dtype=np.float64)
+        sums[example_id] = sums.get(example_id, 0.0) + p
+        counts[example_id] += 1
+        labels[example_id] = label_index[label]
+    ids = np.array(sorted(sums), dtype=np.int64)
+    K = len(task.labels)
+    P = np.array([sums[i] / counts[i] for i in ids], dtype=np.float64).reshape(len(ids), K)
+    y = np.array([labels[i] for i in ids], dtype=np.int64)
+    return LabelledData(ids, P, y, source, answer_key)
+
+
+def _load_imported(session: Session, task: Task, example_ids) -> LabelledData:
+    filters = [Elicitation.task_id == task.id, Elicitation.source == IMPORT_SOURCE]
+    return _assemble(_labelled_rows(session, task, filters, example_ids), task, "imported", None)
+
+
+def _load_elicited(
+    session: Session, task: Task, key: AnswerKey | None, example_ids
+) -> LabelledData:
+    if key is None:
+        raise InvalidInputError(
+            "the task has no LLM configured, so it has no elicited distributions",
+            [field_error("source", "use 'imported' or configure the task's llm")],
+        )
+    rows = _labelled_rows(session, task, _key_filter(task, key), example_ids)
+    return _assemble(rows, task, "elicited", dataclasses.asdict(key))
+
+
+# --- fitting -------------------------------------------------------------------------------
+
+
+def make_calibrator(method: str, objective: str, eps: float | str, seed: int):
+    if method == "temperature":
+        return TemperatureScaling(objective=objective, eps=eps, random_state=seed)
+    if method == "vector":
+        return VectorScaling(eps=DEFAULT_VECTOR_EPS if eps == "auto" else eps)
+    if method == "isotonic":
+        return IsotonicCalibration()
+    raise ValueError(f"unknown method {method!r}")
+
+
+def holdout_split(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (fit, eval) of a seeded holdout split; both parts non-empty."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_eval = min(max(round(holdout * n), 1), n - 1)
+    return np.sort(order[n_eval:]), np.sort(order[:n_eval])
+
+
+def fold_assignment(n: int, folds: int, seed: int) -> np.ndarray:
+    """Fold index of every row: a seeded permutation cut into ``folds`` near-equal parts."""
+    order = np.random.default_rng(seed).permutation(n)
+    fold_of = np.empty(n, dtype=np.int64)
+    for fold, part in enumerate(np.array_split(order, folds)):
+        fold_of[part] = fold
+    return fold_of
+
+
+class _OutOfFold:
+    """Adapter presenting out-of-fold calibrated probabilities as a fitted calibrator."""
+
+    def __init__(self, calibrated: np.ndarray, final) -> None:
+        self._calibrated = calibrated
+        self._final = final
+
+    def transform(self, P: np.ndarray) -> np.ndarray:
+        if P.shape != self._calibrated.shape:
+            raise ValueError("out-of-fold predictions exist only for the evaluated rows")
+        return self._calibrated
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._final.to_dict()
+
+
+def _evaluate(
+    data: LabelledData, method: str, objective: str, eps, validation: dict[str, Any]
+) -> tuple[Any, Any, np.ndarray, np.ndarray, np.ndarray]:
+    """Fit and score. Returns (served calibrator, evaluator, eval rows, fit rows, eval ids)."""
+    n = len(data.y)
+    seed = validation["seed"]
+    if validation.get("folds"):
+        fold_of = fold_assignment(n, validation["folds"], seed)
+        calibrated = np.empty_like(data.P)
+        for fold in range(validation["folds"]):
+            test = fold_of == fold
+            model = make_calibrator(method, objective, eps, seed)
+            model.fit(data.P[~test], data.y[~test])
+            calibrated[test] = model.transform(data.P[test])
+        final = make_calibrator(method, objective, eps, seed).fit(data.P, data.y)
+        everything = np.arange(n)
+        return final, _OutOfFold(calibrated, final), everything, everything, data.example_ids
+    fit_rows, eval_rows = holdout_split(n, validation["holdout"], seed)
+    model = make_calibrator(method, objective, eps, seed).fit(data.P[fit_rows], data.y[fit_rows])
+    return model, model, eval_rows, fit_rows, data.example_ids[eval_rows]
+
+
+def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {name: metrics.get(name) for name in SUMMARY_METRICS}
+
+
+def decision_curves(P: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """Per class, the one-vs-rest precision at every distinct threshold (score >= t).
+
+    Stored with a calibration so that ``/calibrate`` can pick, for a target precision, the
+    smallest threshold whose held-out precision reaches it. Long curves keep an evenly spaced
+    subset of at most MAX_DECISION_POINTS thresholds (the lowest and highest always kept).
+    """
+    curves: dict[str, Any] = {}
+    for k, label in enumerate(labels):
+        scores = P[:, k]
+        positive = (y == k).astype(np.float64)
+        order = np.argsort(-scores, kind="stable")
+        s, pos = scores[order], positive[order]
+        last_of_run = np.r_[s[1:] != s[:-1], True]
+        tp = np.cumsum(pos)[last_of_run]
+        predicted = np.arange(1, len(s) + 1)[last_of_run]
+        thresholds = s[last_of_run]
+        precision = tp / predicted
+        if len(thresholds) > MAX_DECISION_POINTS:
+            keep = np.unique(np.linspace(0, len(thresholds) - 1, MAX_DECISION_POINTS).astype(int))
+            thresholds, precision = thresholds[keep], precision[keep]
+        curves[label] = {
+            "thresholds": thresholds[::-1].tolist(),
+            "precision": precision[::-1].tolist(),
+        }
+    return curves
+
+
+def fit_task(session: Session, task: Task, request: FitRequest, settings: Settings) -> Calibration:
+    """Fit, score on held-out data, store a new version, and activate it if asked."""
+    data = load_labelled(session, task, request.source)
+    n = len(data.y)
+    if n < settings.min_fit_examples:
+        raise InvalidInputError(
+            f"not enough labelled distributions to fit: {n} available from source "
+            f"{data.source!r}, at least {settings.min_fit_examples} needed",
+            {"available": n, "needed": settings.min_fit_examples, "source": data.source},
+        )
+    validation = request.validation.model_dump()
+    if validation.get("folds") and validation["folds"] > n:
+        raise InvalidInputError(
+            f"{validation['folds']} folds need at least as many examples; {n} available",
+            [field_error("validation.folds", "more folds than examples")],
+        )
+    try:
+        served, evaluator, eval_rows, fit_rows, eval_ids = _evaluate(
+            data, request.method, request.objective, request.eps, validation
+        )
+    except ValueError as exc:
+        raise InvalidInputError(f"cannot fit: {exc}", [field_error("data", str(exc))]) from exc
+    labels = list(task.labels)
+    P_eval, y_eval = data.P[eval_rows], data.y[eval_rows]
+    report = calibration_report(P_eval, y_eval, labels, calibrator=evaluator)
+    calibrated_eval = evaluator.transform(P_eval)
+    comparison = {}
+    for method in COMPARED_METHODS:
+        if method == request.method:
+            continue
+        try:
+            _, other, rows, _, _ = _evaluate(
+                data, method, request.objective, request.eps, validation
+            )
+            other_report = calibration_report(
+                data.P[rows], data.y[rows], labels, calibrator=other, n_boot=0
+            )
+            comparison[method] = _summary(other_report["calibrated"]["metrics"])
+        except ValueError as exc:
+            comparison[method] = {"error": str(exc)}
+    fitted = served.to_dict()
+    calibration = Calibration(
+        task_id=task.id,
+        version=_next_version(session, task),
+        method=request.method,
+        objective=request.objective if request.method == "temperature" else "nll",
+        temperature=getattr(served, "temperature_", None),
+        eps=getattr(served, "eps_", None),
+        calibrator=fitted,
+        fit_request=request.model_dump(mode="json"),
+        data={
+            "source": data.source,
+            "answer_key": data.answer_key,
+            "n_labelled": n,
+            "n_fit": len(fit_rows),
+            "n_eval": len(eval_rows),
+            "validation": validation,
+            "eval_example_ids": [int(i) for i in eval_ids],
+            "class_counts_eval": report.get("class_counts"),
+            "decision_curves": decision_curves(calibrated_eval, y_eval, labels),
+        },
+        metrics={
+            "before": report["raw"]["metrics"],
+            "after": report["calibrated"]["metrics"],
+            "ci_before": report["raw"].get("ci"),
+            "ci_after": report["calibrated"].get("ci"),
+            "fit": _fit_diagnostics(served),
+            "comparison": comparison,
+        },
+        conventions=report["conventions"],
+    )
+    session.add(calibration)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise ConflictError("another fit of this task finished at the same time; retry") from exc
+    if request.activate:
+        activate(session, task, calibration)
+    return calibration
+
+
+def _fit_diagnostics(model) -> dict[str, Any]:
+    names = ("n_iter_", "converged_", "loss_before_", "loss_after_", "at_bound_")
+    return {name.rstrip("_"): _plain(getattr(model, name, None)) for name in names}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _next_version(session: Session, task: Task) -> int:
+    current = session.scalar(
+        select(func.max(Calibration.version)).where(Calibration.task_id == task.id)
+    )
+    return (current or 0) + 1
+
+
+# --- versions ------------------------------------------------------------------------------
+
+
+def list_calibrations(session: Session, task: Task) -> list[Calibration]:
+    return list(
+        session.scalars(
+            select(Calibration)
+            .where(Calibration.task_id == task.id)
+            .order_by(Calibration.version.desc())
+        )
+    )
+
+
+def get_calibration(session: Session, task: Task, calibration_id: int) -> Calibration:
+    calibration = session.get(Calibration, calibration_id)
+    if calibration is None or calibration.task_id != task.id:
+        raise NotFoundError(f"task {task.name!r} has no calibration {calibration_id}")
+    return calibration
+
+
+def activate(session: Session, task: Task, calibration: Calibration) -> Calibration:
+    """Make ``calibration`` the task's only active one (the database enforces uniqueness)."""
+    session.execute(
+        Calibration.__table__.update()
+        .where(Calibration.task_id == task.id, Calibration.is_active)
+        .values(is_active=False)
+    )
+    session.flush()
+    session.refresh(calibration)
+    calibration.is_active = True
+    calibration.activated_at = utcnow()
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise ConflictError("another activation of this task happened at the same time") from exc
+    return calibration
+
+
+def served_calibrator(calibration: Calibration):
+    return calibrator_from_dict(calibration.calibrator)
+
+
+# --- reports -------------------------------------------------------------------------------
+
+
+def task_report(
+    session: Session,
+    task: Task,
+    calibration: Calibration | None,
+    *,
+    n_bins: int,
+    binning: str,
+    n_boot: int,
+) -> dict[str, Any]:
+    """The full calibration report of ``calibration`` on its held-out data.
+
+    Without a calibration, the raw distributions of all labelled data are reported.
+    """
+    labels = list(task.labels)
+    if calibration is None:
+        data = load_labelled(session, task, "auto")
+        if len(data.y) == 0:
+            raise InvalidInputError(
+                "the task has no labelled distributions to report on",
+                [field_error("task", "import predictions or run an elicitation first")],
+            )
+        report = calibration_report(
+            data.P, data.y, labels, n_bins=n_bins, binning=binning, n_boot=n_boot
+        )
+        report["calibration"] = None
+        report["data"] = {"source": data.source, "n_eval": len(data.y), "held_out": False}
+        return report
+    stored = calibration.data
+    eval_ids = stored["eval_example_ids"]
+    key = AnswerKey(**stored["answer_key"]) if stored.get("answer_key") else None
+    data = load_labelled(session, task, stored["source"], example_ids=eval_ids, answer_key=key)
+    notes = []
+    if len(data.y) < len(eval_ids):
+        notes.append(
+            f"{len(eval_ids) - len(data.y)} held-out examples are no longer stored "
+            "or lost their label"
+        )
+    if len(data.y) == 0:
+        raise InvalidInputError(
+            "the held-out data of this calibration is no longer stored",
+            [field_error("calibration_id", "no held-out data")],
+        )
+    validation = stored["validation"]
+    fit_request = calibration.fit_request
+    if validation.get("folds"):
+        everything = load_labelled(session, task, stored["source"], answer_key=key)
+        _, evaluator, _, _, _ = _evaluate(
+            everything, calibration.method, fit_request["objective"], fit_request["eps"], validation
+        )
+        calibrator = evaluator
+        data = everything
+    else:
+        calibrator = served_calibrator(calibration)
+    report = calibration_report(
+        data.P, data.y, labels, calibrator=calibrator, n_bins=n_bins, binning=binning, n_boot=n_boot
+    )
+    report["calibration"] = {
+        "id": calibration.id,
+        "version": calibration.version,
+        "method": calibration.method,
+        "temperature": calibration.temperature,
+        "eps": calibration.eps,
+        "is_active": calibration.is_active,
+    }
+    report["data"] = {
+        "source": stored["source"],
+        "n_eval": len(data.y),
+        "n_fit": stored["n_fit"],
+        "held_out": True,
+        "validation": validation,
+    }
+    report["comparison"] = calibration.metrics.get("comparison", {})
+    if notes:
+        report.setdefault("notes", []).extend(notes)
+    return report

@@ -1,0 +1,153 @@
+"""Tasks: creation, lookup, update, deletion, and the task's current LLM answer key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.errors import ConflictError, InvalidInputError, NotFoundError, field_error
+from app.llm.config import LLMConfig
+from app.models import Calibration, Example, Task
+from app.schemas.tasks import ActiveCalibrationSummary, TaskOut
+from prompts import Template, TemplateError, load_template, template_from_text
+
+
+@dataclass(frozen=True)
+class AnswerKey:
+    """What identifies the LLM answers that belong to a task's current configuration."""
+
+    base_url: str
+    model: str
+    prompt_version: str
+    params_fingerprint: str
+    samples: int
+
+
+def get_task(session: Session, name: str) -> Task:
+    task = session.scalar(select(Task).where(Task.name == name))
+    if task is None:
+        raise NotFoundError(f"no task named {name!r}")
+    return task
+
+
+def list_tasks(session: Session) -> list[Task]:
+    return list(session.scalars(select(Task).order_by(Task.name)))
+
+
+def task_template(task: Task) -> Template:
+    if task.prompt_template:
+        return template_from_text(task.prompt_template, name=f"{task.name}-custom")
+    return load_template()
+
+
+def task_llm_config(task: Task) -> LLMConfig | None:
+    return None if task.llm is None else LLMConfig.model_validate(task.llm)
+
+
+def current_answer_key(task: Task) -> AnswerKey | None:
+    """The key of the answers the task's current LLM config and prompt produce, or None."""
+    config = task_llm_config(task)
+    if config is None:
+        return None
+    return AnswerKey(
+        base_url=config.base_url,
+        model=config.model,
+        prompt_version=task_template(task).version,
+        params_fingerprint=config.params_fingerprint(),
+        samples=config.samples,
+    )
+
+
+def validate_template_text(text: str | None) -> None:
+    if text is None:
+        return
+    try:
+        template_from_text(text)
+    except TemplateError as exc:
+        raise InvalidInputError(str(exc), [field_error("prompt_template", str(exc))]) from exc
+
+
+def create_task(session: Session, data: dict[str, Any]) -> Task:
+    validate_template_text(data.get("prompt_template"))
+    if session.scalar(select(Task.id).where(Task.name == data["name"])) is not None:
+        raise ConflictError(f"a task named {data['name']!r} already exists")
+    task = Task(**data)
+    session.add(task)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent create of the same name
+        raise ConflictError(f"a task named {data['name']!r} already exists") from exc
+    return task
+
+
+def update_task(session: Session, task: Task, changes: dict[str, Any]) -> Task:
+    if "prompt_template" in changes:
+        validate_template_text(changes["prompt_template"])
+    for field, value in changes.items():
+        setattr(task, field, value)
+    session.flush()
+    return task
+
+
+def delete_task(session: Session, task: Task) -> None:
+    session.delete(task)
+    session.flush()
+
+
+def active_calibration(session: Session, task: Task) -> Calibration | None:
+    return session.scalar(
+        select(Calibration).where(Calibration.task_id == task.id, Calibration.is_active)
+    )
+
+
+def label_counts(session: Session, task: Task) -> dict[str, int]:
+    rows = session.execute(
+        select(Example.label, func.count())
+        .where(Example.task_id == task.id, Example.label.is_not(None))
+        .group_by(Example.label)
+    ).all()
+    counts = dict.fromkeys(task.labels, 0)
+    counts.update({label: n for label, n in rows})
+    return counts
+
+
+def task_out(session: Session, task: Task) -> TaskOut:
+    """The API view of a task, with data counts and its active calibration."""
+    from app.services.data import distribution_counts
+
+    label_count = label_counts(session, task)
+    examples = session.scalar(
+        select(func.count()).select_from(Example).where(Example.task_id == task.id)
+    )
+    active = active_calibration(session, task)
+    summary = None
+    if active is not None:
+        summary = ActiveCalibrationSummary(
+            id=active.id,
+            version=active.version,
+            method=active.method,
+            temperature=active.temperature,
+            ece_before=active.metrics.get("before", {}).get("ece"),
+            ece_after=active.metrics.get("after", {}).get("ece"),
+        )
+    return TaskOut(
+        name=task.name,
+        labels=list(task.labels),
+        description=task.description,
+        prompt_template=task.prompt_template,
+        prompt_version=task_template(task).version,
+        llm=task.llm,
+        created_at=task.created_at,
+        updated_at=task.updated_at,
+        counts={
+            "examples": examples,
+            "labelled": sum(label_count.values()),
+            "per_label": label_count,
+            "distributions": distribution_counts(session, task),
+        },
+        active_calibration=summary,
+    )

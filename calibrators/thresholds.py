@@ -1,0 +1,196 @@
+"""Operating points per class and the selective-prediction curve (DESIGN.md).
+
+One-vs-rest per class ``k`` with score ``s_i = q_ik`` and positives ``y_i = k``. An operating
+point is the decision ``s >= t`` for a distinct score value ``t`` (scikit-learn
+``precision_recall_curve`` semantics, ``drop_intermediate=False``). At ``t``: ``support`` =
+rows with ``s >= t`` (predicted positive), ``precision = TP / support``,
+``recall = TP / n_positive``, ``expected_precision`` = mean ``s`` over those rows (what a
+calibrated model promises).
+
+- Target precision ``P*``: the smallest ``t`` with ``precision >= P*`` (the highest recall among
+  points reaching ``P*``); ``None`` when no point reaches it.
+- Target recall ``R*``: the largest ``t`` with ``recall >= R*`` (the strictest threshold, i.e.
+  the fewest predicted positives, that still reaches ``R*``); ``None`` when the class has no
+  positives (recall undefined). With positives, ``R* <= 1`` is always reached at the lowest t.
+
+Recall is non-increasing in ``t``; precision need not be monotone. Each class costs one sort and
+a few cumulative sums: O(n log n).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from calibrators._validation import check_labels, check_probabilities
+
+DEFAULT_TARGET_PRECISIONS = (0.8, 0.9, 0.95, 0.99)
+DEFAULT_TARGET_RECALLS = (0.5, 0.8, 0.9, 0.95, 0.99)
+DEFAULT_MAX_POINTS = 200
+
+
+@dataclass(frozen=True)
+class PrecisionRecallPoints:
+    """Every operating point ``s >= t``, thresholds in increasing order (as scikit-learn).
+
+    ``recall`` is ``None`` when there are no positives (it would be 0/0).
+    """
+
+    thresholds: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray | None
+    support: np.ndarray
+    expected_precision: np.ndarray
+    n_positive: int
+
+
+def precision_recall_points(scores, is_positive) -> PrecisionRecallPoints:
+    """All operating points ``score >= t`` for each distinct score ``t`` (O(n log n))."""
+    scores = np.asarray(scores, dtype=np.float64)
+    positive = np.asarray(is_positive, dtype=bool)
+    order = np.argsort(scores)[::-1]
+    s_desc = scores[order]
+    # Last index of each run of equal scores: the point s >= t includes the whole run.
+    run_ends = np.flatnonzero(np.diff(s_desc, append=-np.inf))
+    true_pos = np.cumsum(positive[order], dtype=np.int64)[run_ends]
+    support = run_ends + 1
+    score_sums = np.cumsum(s_desc)[run_ends]
+    n_positive = int(positive.sum())
+    recall = true_pos[::-1] / n_positive if n_positive else None
+    return PrecisionRecallPoints(
+        thresholds=s_desc[run_ends][::-1],
+        precision=(true_pos / support)[::-1],
+        recall=recall,
+        support=support[::-1],
+        expected_precision=np.minimum(score_sums / support, 1.0)[::-1],
+        n_positive=n_positive,
+    )
+
+
+def _point(points: PrecisionRecallPoints, index: int, target: float) -> dict:
+    return {
+        "target": float(target),
+        "threshold": float(points.thresholds[index]),
+        "precision": float(points.precision[index]),
+        "recall": None if points.recall is None else float(points.recall[index]),
+        "support": int(points.support[index]),
+        "expected_precision": float(points.expected_precision[index]),
+    }
+
+
+def _missing(target: float) -> dict:
+    fields = ("threshold", "precision", "recall", "support", "expected_precision")
+    return {"target": float(target)} | dict.fromkeys(fields)
+
+
+def threshold_for_precision(points: PrecisionRecallPoints, target: float) -> int | None:
+    """Index (into increasing thresholds) of the smallest ``t`` with precision >= target."""
+    reached = np.flatnonzero(points.precision >= target)
+    return int(reached[0]) if reached.size else None
+
+
+def threshold_for_recall(points: PrecisionRecallPoints, target: float) -> int | None:
+    """Index of the largest ``t`` with recall >= target; None without positives or if unreached."""
+    if points.recall is None:
+        return None
+    reached = np.flatnonzero(points.recall >= target)
+    return int(reached[-1]) if reached.size else None
+
+
+def _check_targets(targets, name: str) -> tuple[float, ...]:
+    values = tuple(float(t) for t in targets)
+    if any(not 0.0 <= t <= 1.0 for t in values):
+        raise ValueError(f"{name} must lie in [0, 1]; got {values}")
+    return values
+
+
+def _check_max_points(max_points) -> int | None:
+    if max_points is not None and (isinstance(max_points, bool) or int(max_points) < 2):
+        raise ValueError(f"max_points must be an integer >= 2 or None; got {max_points!r}")
+    return None if max_points is None else int(max_points)
+
+
+def downsample_indices(length: int, max_points: int | None) -> np.ndarray:
+    """At most ``max_points`` evenly spaced indices of ``0..length-1``, first and last kept."""
+    if max_points is None or length <= max_points:
+        return np.arange(length)
+    return np.unique(np.round(np.linspace(0, length - 1, max_points)).astype(np.int64))
+
+
+def _curve(points: PrecisionRecallPoints, max_points: int | None) -> dict:
+    keep = downsample_indices(points.thresholds.shape[0], max_points)
+    return {
+        "thresholds": points.thresholds[keep].tolist(),
+        "precision": points.precision[keep].tolist(),
+        "recall": None if points.recall is None else points.recall[keep].tolist(),
+    }
+
+
+def operating_points(
+    P,
+    y,
+    labels,
+    target_precisions=DEFAULT_TARGET_PRECISIONS,
+    target_recalls=DEFAULT_TARGET_RECALLS,
+    max_points: int | None = DEFAULT_MAX_POINTS,
+) -> dict:
+    """Per-class operating points at target precisions and recalls, JSON-ready.
+
+    Returns ``{label: {"n_positive", "precision_targets": [...], "recall_targets": [...],
+    "curve": {"thresholds", "precision", "recall"}}}``. Each target entry has ``target``,
+    ``threshold``, ``precision``, ``recall``, ``support`` and ``expected_precision``; all but
+    ``target`` are ``None`` when the target is not reached (and ``recall`` is ``None`` for a
+    class without positives). The curve lists points by increasing threshold, evenly
+    downsampled to at most ``max_points`` (``None``: all points); it omits scikit-learn's final
+    (precision 1, recall 0) sentinel, which has no threshold.
+    """
+    P = check_probabilities(P)
+    y = check_labels(y, P.shape[0], P.shape[1])
+    labels = [str(label) for label in labels]
+    if len(labels) != P.shape[1]:
+        raise ValueError(f"labels must name the {P.shape[1]} columns of P; got {len(labels)}")
+    target_precisions = _check_targets(target_precisions, "target_precisions")
+    target_recalls = _check_targets(target_recalls, "target_recalls")
+    max_points = _check_max_points(max_points)
+    result = {}
+    for k, label in enumerate(labels):
+        points = precision_recall_points(P[:, k], y == k)
+        at_precision = [(t, threshold_for_precision(points, t)) for t in target_precisions]
+        at_recall = [(t, threshold_for_recall(points, t)) for t in target_recalls]
+        result[label] = {
+            "n_positive": points.n_positive,
+            "precision_targets": [
+                _missing(t) if i is None else _point(points, i, t) for t, i in at_precision
+            ],
+            "recall_targets": [
+                _missing(t) if i is None else _point(points, i, t) for t, i in at_recall
+            ],
+            "curve": _curve(points, max_points),
+        }
+    return result
+
+
+def selective_curve(P, y, max_points: int | None = DEFAULT_MAX_POINTS) -> dict:
+    """Accuracy vs coverage when keeping rows whose top-label confidence is ``>= t``.
+
+    One point per distinct confidence ``t``, by decreasing ``t`` (increasing coverage):
+    ``coverage = #{c >= t} / n`` and ``accuracy`` = fraction of kept rows with
+    ``argmax q = y`` (ties to the lowest index). Evenly downsampled to at most ``max_points``
+    points (first and last kept; ``None``: all points). Returns JSON-ready lists
+    ``threshold``, ``coverage``, ``accuracy`` and ``n``.
+    """
+    P = check_probabilities(P)
+    y = check_labels(y, P.shape[0], P.shape[1])
+    max_points = _check_max_points(max_points)
+    predicted = np.argmax(P, axis=1)
+    confidence = P[np.arange(P.shape[0]), predicted]
+    points = precision_recall_points(confidence, predicted == y)
+    keep = downsample_indices(points.thresholds.shape[0], max_points)[::-1]
+    n = P.shape[0]
+    return {
+        "threshold": points.thresholds[keep].tolist(),
+        "coverage": (points.support[keep] / n).tolist(),
+        "accuracy": points.precision[keep].tolist(),
+        "n": n,
+    }

@@ -1,0 +1,629 @@
+"""Tolerant parser of LLM answers into a probability distribution over a task's labels.
+
+``parse_distribution(answer, labels)`` never raises on any answer string and never invents a
+distribution: a ``failed`` result has ``probabilities=None`` and a ``reason``; any other result
+has exactly the task labels as keys (in label order), finite values ≥ 0 summing to 1 within 1e-9.
+
+Statuses
+--------
+``ok``
+    The model's keys and values were taken as they are. Prose or code fences around the JSON
+    object do not count as a repair, nor does a second identical copy of the object, nor a sum off
+    by at most 1e-6 (float rounding; such sums are renormalized silently).
+``repaired``
+    The distribution is the model's, but something had to be fixed; ``repairs`` says what:
+    trailing commas, Python-style literals (single quotes), label variants differing only in case,
+    surrounding whitespace, or ``_``/``-``/space ("Not_Spam" → "not spam"), numeric strings
+    ("0.7"), percentage strings ("70%"), percentages summing to 100 (within
+    ``percent_tolerance``·100, when some value exceeds 1), a sum within ``sum_tolerance`` of 1
+    (renormalized), missing labels under ``missing_labels="fill_zero"``, or a distribution nested in
+    a wrapper object such as ``{"label": ..., "probabilities": {...}}`` (the default prompt asks for
+    one flat object, so unwrapping is a repair).
+``failed``
+    ``reason`` names the problem (and the label, where one is at fault): empty or over-long answer,
+    no or truncated JSON object, unknown labels, two keys mapping to one label, duplicate keys,
+    missing labels (policy ``fail``), a boolean, null, non-numeric, negative, NaN or infinite value
+    (``true`` is not 1), all zeros, a sum outside the tolerances, or several JSON objects that give
+    different distributions ("ambiguous").
+
+Finding the object
+------------------
+Every top-level balanced ``{...}`` in the answer (quotes respected) is a candidate, decoded as
+JSON, then JSON without trailing commas, then as a Python literal (``ast`` nodes of literals only,
+nothing is evaluated). Candidates whose interpretation succeeds are preferred, and among them the
+ones that needed no missing-label filling; if those disagree the answer is ambiguous. Without any
+success, the failure of the candidate with most keys that are task labels is reported. Arrays are
+not accepted: probabilities must be keyed by label.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "MAX_ANSWER_CHARS",
+    "MISSING_LABEL_POLICIES",
+    "PARSE_STATUSES",
+    "ParseResult",
+    "parse_distribution",
+]
+
+PARSE_STATUSES = ("ok", "repaired", "failed")
+MISSING_LABEL_POLICIES = ("fail", "fill_zero")
+MAX_ANSWER_CHARS = 200_000
+
+# Sums this close to 1 are float rounding of a correct answer, not a model error.
+_EXACT_SUM_TOLERANCE = 1e-6
+_KEPT_AS_IS_TOLERANCE = 1e-9
+_AGREEMENT_TOLERANCE = 1e-9
+# Bounds the work on adversarial answers full of unmatched "{".
+_MAX_UNBALANCED_STARTS = 8
+_MAX_CANDIDATES = 64
+_MAX_NESTING_SEARCH_DEPTH = 2
+_MAX_LITERAL_DEPTH = 32
+_QUOTE_OPENERS = "{[,:"
+
+ParseStatus = Literal["ok", "repaired", "failed"]
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """Outcome of parsing one answer (see the module docstring for the statuses)."""
+
+    status: ParseStatus
+    probabilities: dict[str, float] | None
+    repairs: tuple[str, ...] = ()
+    reason: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the result carries a distribution (status ``ok`` or ``repaired``)."""
+        return self.probabilities is not None
+
+    def as_list(self) -> list[float] | None:
+        """The probabilities in task label order, or ``None`` for a failed parse."""
+        if self.probabilities is None:
+            return None
+        return list(self.probabilities.values())
+
+
+def parse_distribution(
+    text: str,
+    labels: Sequence[str],
+    *,
+    missing_labels: str = "fail",
+    sum_tolerance: float = 0.05,
+    percent_tolerance: float = 0.05,
+) -> ParseResult:
+    """Parse an LLM answer into a distribution over ``labels``.
+
+    ``missing_labels``: ``"fail"`` (default) or ``"fill_zero"`` (missing labels get 0, repaired).
+    ``sum_tolerance``: a sum in [1 − tol, 1 + tol] is renormalized (repaired unless within 1e-6
+    of 1); further off, the answer fails unless it is on a percentage scale.
+    ``percent_tolerance``: values whose sum is in [100·(1 − tol), 100·(1 + tol)], with at least one
+    value above 1, are read as percentages and divided by their sum.
+
+    Never raises on the answer; raises ``ValueError`` for invalid arguments (labels not a unique
+    non-empty sequence of strings, unknown policy, negative tolerances).
+    """
+    label_list = _checked_labels(labels)
+    if missing_labels not in MISSING_LABEL_POLICIES:
+        raise ValueError(
+            f"missing_labels must be one of {list(MISSING_LABEL_POLICIES)}, not {missing_labels!r}"
+        )
+    if not (sum_tolerance >= 0 and percent_tolerance >= 0):
+        raise ValueError("tolerances must be non-negative numbers")
+    settings = _Settings(
+        labels=label_list,
+        fill_missing=missing_labels == "fill_zero",
+        sum_tolerance=float(sum_tolerance),
+        percent_tolerance=float(percent_tolerance),
+    )
+
+    if not isinstance(text, str):
+        return _failed(f"answer is not a string but {type(text).__name__}")
+    if not text.strip():
+        return _failed("empty answer")
+    if len(text) > MAX_ANSWER_CHARS:
+        return _failed(f"answer too long ({len(text)} characters; limit {MAX_ANSWER_CHARS})")
+
+    spans, saw_unbalanced = _object_spans(text)
+    attempts: list[_Attempt] = []
+    decode_errors: list[str] = []
+    for span in spans:
+        try:
+            obj, decode_repairs = _decode(span)
+        except _DecodeError as exc:
+            decode_errors.append(str(exc))
+            continue
+        if isinstance(obj, dict):
+            attempts.extend(_interpretations(obj, decode_repairs, settings))
+    return _choose(attempts, decode_errors, saw_unbalanced, text, settings)
+
+
+# --- choosing among candidates -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Settings:
+    labels: list[str]
+    fill_missing: bool
+    sum_tolerance: float
+    percent_tolerance: float
+    label_set: frozenset[str] = field(init=False)
+    label_by_variant: dict[str, str] = field(init=False)
+    ambiguous_variants: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        by_variant: dict[str, str] = {}
+        ambiguous: set[str] = set()
+        for label in self.labels:
+            variant = _label_variant(label)
+            if variant in by_variant:
+                ambiguous.add(variant)
+            by_variant[variant] = label
+        for variant in ambiguous:
+            del by_variant[variant]
+        object.__setattr__(self, "label_set", frozenset(self.labels))
+        object.__setattr__(self, "label_by_variant", by_variant)
+        object.__setattr__(self, "ambiguous_variants", frozenset(ambiguous))
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One way of reading one decoded object: a distribution or the reason it is not one."""
+
+    probabilities: dict[str, float] | None
+    repairs: tuple[str, ...]
+    reason: str | None
+    relevance: int
+    filled_missing: bool = False
+
+
+def _choose(
+    attempts: list[_Attempt],
+    decode_errors: list[str],
+    saw_unbalanced: bool,
+    text: str,
+    settings: _Settings,
+) -> ParseResult:
+    successes = [attempt for attempt in attempts if attempt.probabilities is not None]
+    complete = [attempt for attempt in successes if not attempt.filled_missing]
+    preferred = complete or successes
+    if preferred:
+        first = preferred[0]
+        assert first.probabilities is not None
+        for other in preferred[1:]:
+            assert other.probabilities is not None
+            if not _agree(first.probabilities, other.probabilities):
+                return _failed(
+                    f"ambiguous: {len(preferred)} JSON objects give different distributions"
+                )
+        status: ParseStatus = "repaired" if first.repairs else "ok"
+        return ParseResult(status, first.probabilities, first.repairs, None)
+
+    relevant = [attempt for attempt in attempts if attempt.relevance > 0]
+    if relevant:
+        best = max(relevant, key=lambda attempt: attempt.relevance)
+        return ParseResult("failed", None, best.repairs, best.reason)
+    if decode_errors:
+        return _failed(f"could not parse the JSON object: {decode_errors[-1]}")
+    if saw_unbalanced:
+        return _failed("truncated or unbalanced JSON object")
+    if attempts:
+        keys_seen = sorted({key for attempt in attempts for key in _reason_keys(attempt)})
+        detail = f" (keys seen: {', '.join(keys_seen)})" if keys_seen else ""
+        return _failed(f"no JSON object has the task's labels as keys{detail}")
+    if "[" in text:
+        return _failed(
+            "no JSON object found in the answer (a JSON array is not accepted: "
+            "probabilities must be keyed by label)"
+        )
+    return _failed("no JSON object found in the answer")
+
+
+def _reason_keys(attempt: _Attempt) -> list[str]:
+    if attempt.reason and attempt.reason.startswith("unknown labels: "):
+        return attempt.reason.removeprefix("unknown labels: ").split(", ")
+    return []
+
+
+def _agree(first: dict[str, float], second: dict[str, float]) -> bool:
+    return all(abs(first[label] - second[label]) <= _AGREEMENT_TOLERANCE for label in first)
+
+
+def _failed(reason: str) -> ParseResult:
+    return ParseResult("failed", None, (), reason)
+
+
+# --- interpreting one decoded object -----------------------------------------------------------
+
+
+def _interpretations(
+    obj: dict, decode_repairs: tuple[str, ...], settings: _Settings
+) -> Iterator[_Attempt]:
+    """Read an object as a distribution; if that fails, try objects nested inside it."""
+    direct = _interpret(obj, decode_repairs, settings)
+    if direct.probabilities is not None:
+        yield direct
+        return
+    nested = [
+        _interpret(
+            inner,
+            (*decode_repairs, f"used the nested object under {path!r}"),
+            settings,
+        )
+        for path, inner in _nested_objects(obj, "", _MAX_NESTING_SEARCH_DEPTH)
+        if _relevance(inner, settings) > 0
+    ]
+    nested_successes = [attempt for attempt in nested if attempt.probabilities is not None]
+    if nested_successes:
+        yield from nested_successes
+        return
+    yield direct
+    yield from nested
+
+
+def _nested_objects(obj: dict, prefix: str, depth: int) -> Iterator[tuple[str, dict]]:
+    if depth <= 0:
+        return
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            yield path, value
+            yield from _nested_objects(value, path, depth - 1)
+
+
+def _relevance(obj: dict, settings: _Settings) -> int:
+    return sum(1 for key in obj if _map_key(key, settings)[0] is not None)
+
+
+def _interpret(obj: dict, decode_repairs: tuple[str, ...], settings: _Settings) -> _Attempt:
+    repairs = list(decode_repairs)
+    relevance = _relevance(obj, settings)
+
+    def failure(reason: str) -> _Attempt:
+        return _Attempt(None, tuple(repairs), reason, relevance)
+
+    duplicates = getattr(obj, "duplicate_keys", ())
+    if duplicates:
+        return failure(f"duplicate key {duplicates[0]!r} in the JSON object")
+
+    raw_by_label: dict[str, Any] = {}
+    key_by_label: dict[str, Any] = {}
+    unknown: list[str] = []
+    for key, value in obj.items():
+        label, problem = _map_key(key, settings)
+        if label is None:
+            unknown.append(repr(key) if problem is None else f"{key!r} ({problem})")
+            continue
+        if label in key_by_label:
+            return failure(f"keys {key_by_label[label]!r} and {key!r} both map to label {label!r}")
+        key_by_label[label] = key
+        raw_by_label[label] = value
+    if unknown:
+        return failure("unknown labels: " + ", ".join(unknown))
+    if not raw_by_label:
+        return failure("the JSON object is empty")
+    for label in settings.labels:
+        key = key_by_label.get(label)
+        if key is not None and key != label:
+            repairs.append(f"mapped label {key!r} → {label!r}")
+
+    values: dict[str, float] = {}
+    for label, raw in raw_by_label.items():
+        value, problem, repair = _probability_value(label, raw)
+        if problem is not None:
+            return failure(problem)
+        if repair is not None:
+            repairs.append(repair)
+        values[label] = value
+
+    missing = [label for label in settings.labels if label not in values]
+    if missing:
+        names = ", ".join(repr(label) for label in missing)
+        if not settings.fill_missing:
+            return failure(f"missing labels: {names}")
+        repairs.append(f"filled missing labels with 0: {names}")
+        for label in missing:
+            values[label] = 0.0
+
+    ordered = [values[label] for label in settings.labels]
+    normalized, problem = _normalized(ordered, repairs, settings)
+    if normalized is None:
+        return failure(problem or "invalid distribution")
+    return _Attempt(
+        dict(zip(settings.labels, normalized, strict=True)),
+        tuple(repairs),
+        None,
+        relevance,
+        filled_missing=bool(missing),
+    )
+
+
+def _normalized(
+    values: list[float], repairs: list[str], settings: _Settings
+) -> tuple[list[float] | None, str | None]:
+    total = math.fsum(values)
+    if not math.isfinite(total):
+        return None, "probabilities sum to a non-finite number"
+    if total == 0:
+        return None, "all probabilities are zero"
+    deviation = abs(total - 1)
+    if deviation <= _KEPT_AS_IS_TOLERANCE:
+        return values, None
+    if deviation <= _EXACT_SUM_TOLERANCE:
+        return _divided(values, total), None
+    if deviation <= settings.sum_tolerance:
+        repairs.append(f"renormalized sum {total:.6g}")
+        return _divided(values, total), None
+    on_percent_scale = max(values) > 1 and abs(total - 100) <= settings.percent_tolerance * 100
+    if on_percent_scale:
+        repairs.append(f"interpreted values as percentages (sum {total:.6g})")
+        return _divided(values, total), None
+    return None, (
+        f"probabilities sum to {total:.6g}, outside the tolerance "
+        f"[{1 - settings.sum_tolerance:g}, {1 + settings.sum_tolerance:g}]"
+    )
+
+
+def _divided(values: list[float], total: float) -> list[float]:
+    return [value / total for value in values]
+
+
+def _probability_value(label: str, raw: Any) -> tuple[float, str | None, str | None]:
+    """Return (value, problem, repair) for one label's raw value."""
+    if isinstance(raw, bool):
+        return 0.0, f"value for {label!r} is a boolean ({raw}), not a probability", None
+    if raw is None:
+        return 0.0, f"value for {label!r} is null, not a probability", None
+    repair = None
+    if isinstance(raw, int | float):
+        try:
+            value = float(raw)
+        except OverflowError:
+            return 0.0, f"value for {label!r} is not finite (too large)", None
+    elif isinstance(raw, str):
+        value, repair = _number_from_string(raw, label)
+        if value is None:
+            return 0.0, f"value for {label!r} is not a number: {_short(raw)!r}", None
+    else:
+        return 0.0, f"value for {label!r} is not a number but {_kind(raw)}", None
+    if not math.isfinite(value):
+        return 0.0, f"value for {label!r} is not finite ({value})", None
+    if value < 0:
+        return 0.0, f"value for {label!r} is negative ({value:g})", None
+    return value + 0.0, None, repair
+
+
+def _number_from_string(raw: str, label: str) -> tuple[float | None, str | None]:
+    stripped = raw.strip()
+    is_percent = stripped.endswith("%")
+    number_text = stripped[:-1].strip() if is_percent else stripped
+    if not number_text or len(number_text) > 64:
+        return None, None
+    try:
+        value = float(number_text)
+    except ValueError:
+        return None, None
+    if is_percent:
+        return value / 100, f"converted percentage string {raw!r} for {label!r}"
+    return value, f"converted numeric string {raw!r} for {label!r}"
+
+
+def _kind(raw: Any) -> str:
+    if isinstance(raw, dict):
+        return "an object"
+    if isinstance(raw, list):
+        return "an array"
+    return type(raw).__name__
+
+
+def _short(raw: str, limit: int = 40) -> str:
+    return raw if len(raw) <= limit else raw[:limit] + "…"
+
+
+def _label_variant(name: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", name.casefold()).strip()
+
+
+def _map_key(key: Any, settings: _Settings) -> tuple[str | None, str | None]:
+    """Return (task label, None) for a key, or (None, why not) when it is no label."""
+    if not isinstance(key, str):
+        return None, None
+    if key in settings.label_set:
+        return key, None
+    variant = _label_variant(key)
+    if variant in settings.ambiguous_variants:
+        return None, "matches several labels"
+    return settings.label_by_variant.get(variant), None
+
+
+# --- finding and decoding objects --------------------------------------------------------------
+
+
+def _object_spans(text: str) -> tuple[list[str], bool]:
+    """Return the top-level balanced ``{...}`` substrings and whether an unbalanced one was seen."""
+    spans: list[str] = []
+    saw_unbalanced = False
+    unbalanced_starts = 0
+    position = text.find("{")
+    while position != -1 and len(spans) < _MAX_CANDIDATES:
+        end = _matching_brace(text, position)
+        if end is None:
+            saw_unbalanced = True
+            unbalanced_starts += 1
+            if unbalanced_starts >= _MAX_UNBALANCED_STARTS:
+                break
+            position = text.find("{", position + 1)
+            continue
+        spans.append(text[position : end + 1])
+        position = text.find("{", end + 1)
+    return spans, saw_unbalanced
+
+
+def _matching_brace(text: str, start: int) -> int | None:
+    """Index of the brace closing the one at ``start``, skipping quoted strings; None if none.
+
+    A single quote opens a string only where a Python literal could start one (after ``{[,:``),
+    so apostrophes in prose inside an object do not hide its closing brace.
+    """
+    depth = 0
+    quote: str | None = None
+    previous_significant = ""
+    index = start
+    length = len(text)
+    while index < length:
+        char = text[index]
+        if quote is not None:
+            if char == "\\":
+                index += 2
+                continue
+            if char == quote:
+                quote = None
+                previous_significant = char
+        elif char == '"' or (char == "'" and previous_significant in _QUOTE_OPENERS):
+            quote = char
+        elif char == "{":
+            depth += 1
+            previous_significant = char
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+            previous_significant = char
+        elif not char.isspace():
+            previous_significant = char
+        index += 1
+    return None
+
+
+class _DecodeError(Exception):
+    pass
+
+
+class _DecodedObject(dict):
+    """A decoded JSON object that remembers keys the answer repeated (dicts would drop them)."""
+
+    duplicate_keys: tuple[Any, ...] = ()
+
+
+def _object_from_pairs(pairs: list[tuple[Any, Any]]) -> _DecodedObject:
+    obj = _DecodedObject()
+    duplicates = []
+    for key, value in pairs:
+        if key in obj:
+            duplicates.append(key)
+        obj[key] = value
+    if duplicates:
+        obj.duplicate_keys = tuple(duplicates)
+    return obj
+
+
+def _decode(candidate: str) -> tuple[Any, tuple[str, ...]]:
+    """Decode a ``{...}`` candidate; the repairs say which fallback was needed."""
+    try:
+        return json.loads(candidate, object_pairs_hook=_object_from_pairs), ()
+    except (ValueError, RecursionError) as exc:
+        json_error = exc
+    without_commas = _without_trailing_commas(candidate)
+    if without_commas != candidate:
+        try:
+            decoded = json.loads(without_commas, object_pairs_hook=_object_from_pairs)
+            return decoded, ("removed trailing comma",)
+        except (ValueError, RecursionError):
+            pass
+    try:
+        return _python_literal(candidate), ("parsed Python-style literal",)
+    except _DecodeError:
+        pass
+    raise _DecodeError(_short(str(json_error), 120))
+
+
+def _without_trailing_commas(candidate: str) -> str:
+    pieces: list[str] = []
+    in_string = False
+    index = 0
+    length = len(candidate)
+    while index < length:
+        char = candidate[index]
+        if in_string:
+            if char == "\\":
+                pieces.append(candidate[index : index + 2])
+                index += 2
+                continue
+            if char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char == ",":
+            lookahead = index + 1
+            while lookahead < length and candidate[lookahead].isspace():
+                lookahead += 1
+            if lookahead < length and candidate[lookahead] in "}]":
+                index += 1
+                continue
+        pieces.append(char)
+        index += 1
+    return "".join(pieces)
+
+
+def _python_literal(candidate: str) -> Any:
+    try:
+        tree = ast.parse(candidate.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as exc:
+        raise _DecodeError(str(exc)) from None
+    if not isinstance(tree.body, ast.Dict):
+        raise _DecodeError("not a dict literal")
+    return _literal_value(tree.body, 0)
+
+
+def _literal_value(node: ast.AST, depth: int) -> Any:
+    """Convert literal-only AST nodes; anything that would need evaluation is rejected."""
+    if depth > _MAX_LITERAL_DEPTH:
+        raise _DecodeError("literal nested too deeply")
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, str | int | float | bool) or node.value is None:
+            return node.value
+        raise _DecodeError(f"unsupported constant {type(node.value).__name__}")
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub | ast.UAdd)
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, int | float)
+        and not isinstance(node.operand.value, bool)
+    ):
+        value = node.operand.value
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.Dict):
+        pairs = []
+        for key_node, value_node in zip(node.keys, node.values, strict=True):
+            if key_node is None:
+                raise _DecodeError("dict unpacking is not a literal")
+            key = _literal_value(key_node, depth + 1)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                raise _DecodeError("unhashable dict key")
+            pairs.append((key, _literal_value(value_node, depth + 1)))
+        return _object_from_pairs(pairs)
+    if isinstance(node, ast.List | ast.Tuple):
+        return [_literal_value(element, depth + 1) for element in node.elts]
+    raise _DecodeError(f"not a literal: {type(node).__name__}")
+
+
+def _checked_labels(labels: Sequence[str]) -> list[str]:
+    if isinstance(labels, str | bytes) or not isinstance(labels, Sequence):
+        raise ValueError("labels must be a sequence of strings, not a single string")
+    label_list = list(labels)
+    if not label_list:
+        raise ValueError("labels must not be empty")
+    if not all(isinstance(label, str) for label in label_list):
+        raise ValueError("labels must be strings")
+    if len(set(label_list)) != len(label_list):
+        raise ValueError("labels must be unique")
+    return label_list

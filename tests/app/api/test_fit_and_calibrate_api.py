@@ -1,0 +1,260 @@
+"""Fitting on imported distributions, versions, reports, /calibrate, feedback, monitoring."""
+
+import json
+
+import numpy as np
+import pytest
+
+LABELS = ["a", "b", "c"]
+T0 = 2.5  # the verbalized distributions are softmax(T0 * z): overconfident by T0
+
+
+def overconfident_items(n: int, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    z = rng.normal(scale=1.5, size=(n, len(LABELS)))
+    true = np.exp(z - z.max(axis=1, keepdims=True))
+    true /= true.sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(len(LABELS), p=p) for p in true])
+    verbal = np.exp(T0 * (z - z.max(axis=1, keepdims=True)))
+    verbal /= verbal.sum(axis=1, keepdims=True)
+    return [
+        {
+            "text": f"text {i}",
+            "label": LABELS[y[i]],
+            "probabilities": dict(zip(LABELS, verbal[i], strict=False)),
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def task(client):
+    assert client.post("/tasks", json={"name": "t", "labels": LABELS}).status_code == 201
+    r = client.post("/tasks/t/predictions", json={"items": overconfident_items(1500)})
+    assert r.status_code == 200, r.text
+    return "t"
+
+
+def expected_calibrated(p, temperature, eps):
+    p = np.asarray(p, dtype=np.float64)
+    p = p / p.sum()
+    z = np.log((p + eps) / (1 + len(p) * eps))
+    q = np.exp((z - z.max()) / temperature)
+    return q / q.sum()
+
+
+def test_fit_recovers_temperature_and_improves_held_out_ece(client, task):
+    r = client.post("/tasks/t/fit", json={"eps": 0.0, "validation": {"holdout": 0.3, "seed": 1}})
+    assert r.status_code == 201, r.text
+    fit = r.json()
+    assert fit["version"] == 1
+    assert fit["is_active"] is True
+    assert fit["temperature"] == pytest.approx(T0, rel=0.12)
+    assert fit["data"]["n_eval"] == 450
+    assert fit["data"]["n_fit"] == 1050
+    assert fit["data"]["source"] == "imported"
+    assert fit["metrics"]["after"]["ece"] < fit["metrics"]["before"]["ece"]
+    assert fit["metrics"]["after"]["nll"] < fit["metrics"]["before"]["nll"]
+    assert set(fit["metrics"]["comparison"]) == {"vector", "isotonic"}
+    assert fit["conventions"]["n_bins"] == 15
+    summary = client.get("/tasks/t").json()["active_calibration"]
+    assert summary["version"] == 1
+    assert summary["temperature"] == fit["temperature"]
+
+
+def test_calibrate_with_probabilities_applies_active_temperature(client, app_client, task):
+    # Without a calibration: the raw distribution, calibration null.
+    p = {"a": 0.9, "b": 0.05, "c": 0.05}
+    raw = app_client.post("/calibrate", json={"task": "t", "probabilities": p})
+    assert raw.status_code == 200, raw.text
+    body = raw.json()
+    assert body["calibration"] is None
+    assert body["probabilities"] == pytest.approx(p)
+    assert body["decision"] == {
+        "label": "a",
+        "abstained": False,
+        "threshold": None,
+        "target_precision": None,
+        "reason": None,
+    }
+    fit = client.post("/tasks/t/fit", json={"eps": 1e-3}).json()
+    r = app_client.post("/calibrate", json={"task": "t", "probabilities": p}).json()
+    expected = expected_calibrated([0.9, 0.05, 0.05], fit["temperature"], fit["eps"])
+    assert [r["probabilities"][k] for k in LABELS] == pytest.approx(expected, rel=1e-9)
+    assert r["calibration"] == {"id": fit["id"], "version": 1, "temperature": fit["temperature"]}
+    assert r["label"] == "a"
+    assert r["confidence"] == pytest.approx(expected[0], rel=1e-9)
+    assert r["raw_probabilities"] == pytest.approx(p)
+    assert r["llm"] is None
+
+
+def test_target_precision_decides_or_abstains(client, app_client, task):
+    client.post("/tasks/t/fit", json={})
+    sure = app_client.post(
+        "/calibrate",
+        json={"task": "t", "probabilities": {"a": 1, "b": 0, "c": 0}, "target_precision": 0.6},
+    ).json()
+    assert sure["decision"]["abstained"] is False
+    assert sure["decision"]["label"] == "a"
+    assert 0 < sure["decision"]["threshold"] <= sure["confidence"]
+    unsure = app_client.post(
+        "/calibrate",
+        json={
+            "task": "t",
+            "probabilities": {"a": 0.4, "b": 0.35, "c": 0.25},
+            "target_precision": 0.95,
+        },
+    ).json()
+    assert unsure["decision"]["abstained"] is True
+    assert unsure["decision"]["label"] is None
+
+
+def test_versions_and_rollback(client, task):
+    first = client.post("/tasks/t/fit", json={"objective": "nll"}).json()
+    second = client.post("/tasks/t/fit", json={"objective": "brier"}).json()
+    versions = client.get("/tasks/t/calibrations").json()
+    assert [v["version"] for v in versions] == [2, 1]
+    assert [v["is_active"] for v in versions] == [True, False]
+    r = client.post(f"/tasks/t/calibrations/{first['id']}/activate")
+    assert r.status_code == 200
+    assert r.json()["is_active"] is True
+    versions = client.get("/tasks/t/calibrations").json()
+    assert [v["is_active"] for v in versions] == [False, True]
+    assert client.get(f"/tasks/t/calibrations/{second['id']}").json()["objective"] == "brier"
+    assert client.post("/tasks/t/calibrations/999999/activate").status_code == 404
+
+
+def test_fit_not_activated_keeps_previous(client, task):
+    first = client.post("/tasks/t/fit", json={}).json()
+    client.post("/tasks/t/fit", json={"activate": False})
+    assert client.get("/tasks/t").json()["active_calibration"]["id"] == first["id"]
+
+
+def test_k_fold_fit_and_report(client, task):
+    r = client.post("/tasks/t/fit", json={"validation": {"folds": 5, "seed": 0}})
+    assert r.status_code == 201, r.text
+    assert r.json()["data"]["n_eval"] == 1500
+    report = client.get("/tasks/t/report").json()
+    assert report["data"]["n_eval"] == 1500
+    assert report["calibrated"]["metrics"]["ece"] == pytest.approx(
+        r.json()["metrics"]["after"]["ece"], rel=1e-9
+    )
+
+
+def test_report_reproduces_fit_metrics(client, task):
+    fit = client.post("/tasks/t/fit", json={}).json()
+    r = client.get("/tasks/t/report")
+    assert r.status_code == 200
+    report = json.loads(r.text, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert report["calibration"]["id"] == fit["id"]
+    assert report["raw"]["metrics"]["ece"] == pytest.approx(fit["metrics"]["before"]["ece"])
+    assert report["calibrated"]["metrics"]["ece"] == pytest.approx(fit["metrics"]["after"]["ece"])
+    assert set(report["operating_points"]) == set(LABELS)
+    quantile = client.get("/tasks/t/report", params={"binning": "quantile", "n_bins": 10}).json()
+    assert quantile["conventions"]["binning"] == "quantile"
+
+
+def test_fit_needs_enough_data(client):
+    client.post("/tasks", json={"name": "small", "labels": LABELS})
+    client.post("/tasks/small/predictions", json={"items": overconfident_items(5)})
+    r = client.post("/tasks/small/fit", json={})
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["details"]["available"] == 5
+    assert error["details"]["needed"] == 20
+    assert "at least 20" in error["message"]
+    assert client.get("/tasks/small/calibrations").json() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"method": "magic"}, "method"),
+        ({"eps": -1.0}, "eps"),
+        ({"validation": {"holdout": 1.5}}, "validation.holdout"),
+        ({"objective": "hinge"}, "objective"),
+    ],
+)
+def test_fit_request_validation(client, task, body, field):
+    r = client.post("/tasks/t/fit", json=body)
+    assert r.status_code == 422
+    assert any(d["field"] == field for d in r.json()["error"]["details"]), r.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"task": "t", "probabilities": {"a": 1, "b": 0}}, 422),
+        ({"task": "t", "probabilities": {"a": 0, "b": 0, "c": 0}}, 422),
+        ({"task": "t", "probabilities": {"a": 1, "b": 0, "c": -1}}, 422),
+        ({"task": "t", "probabilities": {"a": 1, "b": 0, "c": 0, "d": 0}}, 422),
+        ({"task": "t"}, 422),
+        ({"task": "t", "text": "x", "probabilities": {"a": 1, "b": 0, "c": 0}}, 422),
+        ({"task": "t", "text": "no llm configured"}, 422),
+        ({"task": "t", "text": ""}, 422),
+        ({"task": "missing", "probabilities": {"a": 1, "b": 0, "c": 0}}, 404),
+        ({"task": "t", "probabilities": {"a": 1, "b": 0, "c": 0}, "target_precision": 2}, 422),
+    ],
+)
+def test_calibrate_validation_writes_nothing(client, app_client, task, body, status):
+    r = app_client.post("/calibrate", json=body)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] in {"validation_error", "not_found"}
+    assert client.get("/tasks/t/monitoring").json()["requests_total"] == 0
+
+
+def test_batch_per_item_errors(client, app_client, task, settings):
+    client.post("/tasks/t/fit", json={})
+    items = [
+        {"probabilities": {"a": 0.2, "b": 0.7, "c": 0.1}},
+        {"probabilities": {"a": 1, "b": 0}},
+        {"text": "needs an llm"},
+    ]
+    r = app_client.post("/calibrate/batch", json={"task": "t", "items": items})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["succeeded"], body["failed"]) == (1, 2)
+    assert body["results"][0]["result"]["label"] == "b"
+    assert body["results"][1]["error"]["code"] == "validation_error"
+    assert body["results"][2]["error"]["code"] == "validation_error"
+    settings.max_batch_size = 2
+    r = app_client.post("/calibrate/batch", json={"task": "t", "items": items})
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["field"] == "items"
+
+
+def test_feedback_and_monitoring(client, app_client, task):
+    client.post("/tasks/t/fit", json={})
+    items = overconfident_items(60, seed=7)
+    ids = []
+    for item in items:
+        r = app_client.post(
+            "/calibrate", json={"task": "t", "probabilities": item["probabilities"]}
+        )
+        ids.append(r.json()["id"])
+    for request_id, item in zip(ids, items, strict=False):
+        fb = app_client.post("/feedback", json={"id": request_id, "label": item["label"]})
+        assert fb.status_code == 200, fb.text
+    assert app_client.post("/feedback", json={"id": "nope", "label": "a"}).status_code == 404
+    assert app_client.post("/feedback", json={"id": ids[0], "label": "zzz"}).status_code == 422
+    m = app_client.get("/tasks/t/monitoring").json()
+    assert m["labelled"] == 60
+    assert m["requests_total"] == 60
+    assert m["drift"] in (True, False)
+    assert m["live"]["ece"] < m["live_raw"]["ece"]
+    assert m["fit_time"]["version"] == 1
+    assert app_client.get("/tasks/t/monitoring", params={"window": 10}).json()["labelled"] == 10
+
+
+def test_active_calibration_survives_restart(settings, admin_key, task, client):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    fit = client.post("/tasks/t/fit", json={}).json()
+    with TestClient(
+        create_app(settings, start_worker=False), headers={"Authorization": f"Bearer {admin_key}"}
+    ) as fresh:
+        active = fresh.get("/tasks/t").json()["active_calibration"]
+        assert active["id"] == fit["id"]
+        assert active["temperature"] == fit["temperature"]

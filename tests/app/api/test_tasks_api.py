@@ -1,0 +1,85 @@
+"""Tasks CRUD, auth and validation, on SQLite and PostgreSQL."""
+
+import pytest
+
+TASK = {"name": "tickets", "labels": ["billing", "technical", "account", "other"]}
+
+
+def test_create_read_update_delete(client):
+    created = client.post("/tasks", json={**TASK, "description": "support"})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["labels"] == TASK["labels"]
+    assert body["prompt_version"].startswith("sha256:")
+    assert body["counts"]["examples"] == 0
+    assert body["active_calibration"] is None
+
+    assert [t["name"] for t in client.get("/tasks").json()] == ["tickets"]
+    patched = client.patch("/tasks/tickets", json={"description": "new"})
+    assert patched.status_code == 200
+    assert patched.json()["description"] == "new"
+    assert client.get("/tasks/tickets").json()["description"] == "new"
+
+    assert client.delete("/tasks/tickets").status_code == 204
+    missing = client.get("/tasks/tickets")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+
+
+def test_duplicate_name_conflicts(client):
+    assert client.post("/tasks", json=TASK).status_code == 201
+    again = client.post("/tasks", json=TASK)
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "conflict"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**TASK, "labels": ["a", "a"]}, "labels"),
+        ({**TASK, "labels": ["only"]}, "labels"),
+        ({**TASK, "labels": ["a", ""]}, "labels[1]"),
+        ({**TASK, "name": "Bad Name"}, "name"),
+        ({**TASK, "labels": ["a", "b\x00"]}, "labels[1]"),
+        ({**TASK, "unknown": 1}, "unknown"),
+        ({**TASK, "prompt_template": "no placeholders"}, "prompt_template"),
+        ({**TASK, "llm": {"base_url": "http://x", "model": "m", "samples": 0}}, "llm.samples"),
+    ],
+)
+def test_invalid_task_is_422_naming_the_field(client, body, field):
+    response = client.post("/tasks", json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert any(d["field"] == field for d in error["details"]), error
+    assert client.get("/tasks").json() == []
+
+
+def test_auth_required_and_roles(anon_client, app_client, client):
+    assert anon_client.get("/tasks").status_code == 401
+    assert anon_client.get("/tasks").json()["error"]["code"] == "unauthenticated"
+    bad = anon_client.get("/tasks", headers={"Authorization": "Bearer vc_nope"})
+    assert bad.status_code == 401
+    forbidden = app_client.post("/tasks", json=TASK)
+    assert forbidden.status_code == 403
+    assert forbidden.json()["error"]["code"] == "forbidden"
+    assert client.post("/tasks", json=TASK).status_code == 201
+    assert app_client.get("/tasks/tickets").status_code == 200
+    assert app_client.delete("/tasks/tickets").status_code == 403
+
+
+def test_llm_config_is_stored_without_secrets(client, monkeypatch):
+    monkeypatch.setenv("MY_LLM_KEY", "sk-secret-value")
+    llm = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "MY_LLM_KEY"}
+    body = client.post("/tasks", json={**TASK, "llm": llm}).json()
+    assert body["llm"]["api_key_env"] == "MY_LLM_KEY"
+    assert "sk-secret-value" not in client.get("/tasks/tickets").text
+
+
+def test_openapi_declares_error_responses(client):
+    spec = client.get("/openapi.json").json()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            assert "422" in operation["responses"], (method, path)
+            assert "401" in operation["responses"], (method, path)
+    assert "/healthz" not in spec["paths"]

@@ -1,0 +1,84 @@
+"""Dashboard fixtures. Server-side page tests run on SQLite only: the pages add no SQL of their
+own beyond the services, which the API tests already run on both databases."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.db import create_db_engine, transaction
+from app.models import Base
+from app.services import data as data_service
+from app.services import tasks as task_service
+
+LABELS = ["a", "b", "c"]
+T0 = 2.5  # verbalized distributions are softmax(T0 * z): overconfident by T0
+
+
+@pytest.fixture
+def database_url(sqlite_database) -> Iterator[str]:
+    """Overrides the parametrized SQLite + PostgreSQL fixture of tests/app/conftest.py."""
+    yield sqlite_database
+    engine = create_db_engine(sqlite_database)
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    engine.dispose()
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def browser_client(app) -> Iterator[TestClient]:
+    """A client without an Authorization header: the dashboard works with its cookie."""
+    with TestClient(app, base_url="http://testserver") as client:
+        yield client
+
+
+def log_in(client: TestClient, key: str) -> None:
+    token = csrf_of(client.get("/admin/login").text)
+    response = client.post(
+        "/admin/login", data={"api_key": key, "csrf_token": token}, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+
+
+@pytest.fixture
+def admin_client(browser_client, admin_key) -> TestClient:
+    log_in(browser_client, admin_key)
+    return browser_client
+
+
+def overconfident_items(n: int, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    z = rng.normal(scale=1.5, size=(n, len(LABELS)))
+    true = np.exp(z - z.max(axis=1, keepdims=True))
+    true /= true.sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(len(LABELS), p=p) for p in true])
+    verbal = np.exp(T0 * (z - z.max(axis=1, keepdims=True)))
+    verbal /= verbal.sum(axis=1, keepdims=True)
+    return [
+        {
+            "text": f"text {i}",
+            "label": LABELS[y[i]],
+            "probabilities": dict(zip(LABELS, verbal[i].tolist(), strict=True)),
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def task(app, settings) -> str:
+    """A task with 400 imported, labelled, overconfident distributions."""
+    with transaction(app.state.session_factory) as session:
+        task = task_service.create_task(session, {"name": "t", "labels": LABELS})
+        data_service.import_predictions(session, task, overconfident_items(400), settings)
+    return "t"
