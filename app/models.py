@@ -202,7 +202,17 @@ class Job(Base):
     """Background work (elicitation). Claimed by workers; a stale heartbeat means reclaimable."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_jobs_status_created", "status", "created_at"),
+        Index(
+            "uq_jobs_one_active_per_task_kind",
+            "task_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("status IN ('queued', 'running')"),
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_uuid)
     kind: Mapped[str] = mapped_column(String(32))

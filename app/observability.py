@@ -33,14 +33,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -98,7 +99,7 @@ def sane_request_id(value: str | None) -> str | None:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 # ------------------------------------------------------------------------------------- logging
@@ -106,7 +107,7 @@ def new_request_id() -> str:
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)).keys()
-) | {"message", "asctime", "request_id"}
+) | {"message", "asctime", "request_id", "request_tag", "color_message"}
 
 SECRET_FIELDS = frozenset(
     {"authorization", "api_key", "apikey", "key", "secret", "token", "password", "cookie"}
@@ -130,9 +131,15 @@ def scrub(message: str) -> str:
     return _SECRET_PATTERNS[1].sub(REDACTED, message)
 
 
-def _is_secret_field(name: str) -> bool:
+_KEEP, _SECRET, _TEXT = 0, 1, 2
+
+
+@lru_cache(maxsize=1024)
+def _field_kind(name: str) -> int:
     lowered = name.lower()
-    return lowered in SECRET_FIELDS or lowered.endswith(("_key", "_secret", "_token", "password"))
+    if lowered in SECRET_FIELDS or lowered.endswith(("_key", "_secret", "_token", "password")):
+        return _SECRET
+    return _TEXT if lowered in TEXT_FIELDS else _KEEP
 
 
 def record_extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -141,9 +148,8 @@ def record_extras(record: logging.LogRecord) -> dict[str, Any]:
     for name, value in vars(record).items():
         if name in _RECORD_ATTRIBUTES or name.startswith("_"):
             continue
-        if _is_secret_field(name) or (
-            record.levelno > logging.DEBUG and name.lower() in TEXT_FIELDS
-        ):
+        kind = _field_kind(name)
+        if kind == _SECRET or (kind == _TEXT and record.levelno > logging.DEBUG):
             value = REDACTED
         extras[name] = value
     return extras
@@ -187,7 +193,6 @@ class PlainFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None) or request_id_var.get()
         record.request_tag = f" [{request_id}]" if request_id else ""
         extras = record_extras(record)
-        extras.pop("request_tag", None)
         line = scrub(super().format(record))
         if extras:
             line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
@@ -387,13 +392,17 @@ def route_template(scope: Scope) -> str:
 
     Templates, not raw paths, keep metric label cardinality bounded.
     """
-    route = scope.get("route")
-    if route is None:
-        return UNMATCHED_ROUTE
     # Inside a Mount, templates are relative to it; root_path has grown by the mount's path.
     root_path = scope.get("root_path", "")
-    app_root_path = scope.get("app_root_path", "")
+    app_root_path = scope.get("app_root_path", root_path)
     prefix = root_path[len(app_root_path) :] if root_path.startswith(app_root_path) else ""
+    route = scope.get("route")
+    if route is None:
+        # FastAPI records only its own APIRoutes in scope["route"]; a mounted app (static
+        # files) leaves its endpoint and the grown root_path.
+        if prefix and "endpoint" in scope:
+            return f"{prefix}/{{path}}"
+        return UNMATCHED_ROUTE
     if isinstance(route, Mount):
         return f"{prefix}/{{path}}"
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
@@ -438,21 +447,27 @@ class RequestContextMiddleware:
             route = route_template(scope)
             self.metrics.record_http(method, route, status, seconds)
             if access_logger.isEnabledFor(logging.INFO):
-                duration_ms = round(seconds * 1000, 2)
-                access_logger.info(
-                    "%s %s %d %.2fms",
-                    method,
-                    route,
-                    status,
-                    duration_ms,
-                    extra={
-                        "method": method,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": duration_ms,
-                    },
-                )
+                log_access(method, route, status, round(seconds * 1000, 2))
             request_id_var.reset(token)
+
+
+def log_access(method: str, route: str, status: int, duration_ms: float) -> None:
+    # The record is built directly: Logger.info would walk the stack to find the caller,
+    # which costs more than everything else the middleware does.
+    record = logging.LogRecord(
+        access_logger.name,
+        logging.INFO,
+        __file__,
+        0,
+        "%s %s %d %.2fms",
+        (method, route, status, duration_ms),
+        None,
+    )
+    record.method = method
+    record.route = route
+    record.status = status
+    record.duration_ms = duration_ms
+    access_logger.handle(record)
 
 
 def install_observability(app: FastAPI, settings: Settings) -> None:

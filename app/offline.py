@@ -133,8 +133,9 @@ def _is_jsonl(path: Path, handle) -> bool:
     return head.startswith("{")
 
 
-def _probability(raw: Any, path: Path, line: int, column: str) -> float:
-    if isinstance(raw, bool) or raw is None:
+def _probability(raw: Any, path: Path, line: int, column: str, *, from_text: bool) -> float:
+    """A probability from a CSV cell (``from_text``) or a JSON number (strings refused)."""
+    if isinstance(raw, bool) or raw is None or (isinstance(raw, str) and not from_text):
         raise DataFileError(f"not a number: {raw!r}", path=path, line=line, column=column)
     if isinstance(raw, str):
         text = raw.strip()
@@ -216,10 +217,10 @@ def _read_csv(
                 f"{len(record)} fields where the header has {len(header)}", path=path, line=line
             )
         targets.append(_label_index(record[label_at], index, path, line))
-        row = [_probability(record[at], path, line, header[at]) for at in class_at]
+        row = [_probability(record[at], path, line, header[at], from_text=True) for at in class_at]
         _check_row(row, path, line)
         rows.append(row)
-    return _arrays(rows, targets, len(labels)), labels
+    return *_arrays(rows, targets, len(labels)), labels
 
 
 def _read_jsonl(
@@ -267,17 +268,21 @@ def _read_jsonl(
             )
         targets.append(_label_index(record.get(LABEL_COLUMN), index, path, line))
         row = [
-            _probability(probabilities[label], path, line, f"probabilities.{label}")
+            _probability(
+                probabilities[label], path, line, f"probabilities.{label}", from_text=False
+            )
             for label in index
         ]
         _check_row(row, path, line)
         rows.append(row)
     if index is None:
         raise DataFileError("the file holds no rows", path=path)
-    return _arrays(rows, targets, len(index)), list(index)
+    return *_arrays(rows, targets, len(index)), list(index)
 
 
-def _arrays(rows: list[list[float]], targets: list[int], n_classes: int):
+def _arrays(
+    rows: list[list[float]], targets: list[int], n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
     P = np.array(rows, dtype=np.float64).reshape(len(rows), n_classes)
     return P, np.array(targets, dtype=np.int64)
 

@@ -29,6 +29,9 @@ METRICS = (
 )
 COMPARED = ("vector", "isotonic")
 SHOWN_JOB_ERRORS = 10
+# Pages take metrics and their intervals from the stored fit; the report is recomputed only for
+# its tables and curves, so one bootstrap replicate (the fewest allowed) keeps it cheap.
+REPORT_N_BOOT = 1
 
 
 def tasks_overview(session: Session, settings: Settings) -> list[dict[str, Any]]:
@@ -104,7 +107,7 @@ def _report(
 ) -> tuple[dict[str, Any] | None, str | None]:
     try:
         report = calibration_service.task_report(
-            session, task, calibration, n_bins=n_bins, binning=binning, n_boot=0
+            session, task, calibration, n_bins=n_bins, binning=binning, n_boot=REPORT_N_BOOT
         )
     except InvalidInputError as exc:
         return None, exc.message

@@ -25,7 +25,7 @@ from app.errors import ConflictError, InvalidInputError, NotFoundError, field_er
 from app.models import Calibration, Elicitation, Example, Task, utcnow
 from app.schemas.calibrations import FitRequest
 from app.services.data import IMPORT_SOURCE
-from app.services.tasks import AnswerKey, current_answer_key
+from app.services.tasks import AnswerKey, answer_key_filter, current_answer_key
 from calibrators import (
     IsotonicCalibration,
     TemperatureScaling,
@@ -79,20 +79,8 @@ def _count_elicited(session: Session, task: Task, key: AnswerKey) -> int:
     return session.scalar(
         select(func.count())
         .select_from(Elicitation)
-        .where(*_key_filter(task, key), Elicitation.status != "failed")
+        .where(*answer_key_filter(task, key), Elicitation.status != "failed")
     )
-
-
-def _key_filter(task: Task, key) -> list[Any]:
-    return [
-        Elicitation.task_id == task.id,
-        Elicitation.source == "llm",
-        Elicitation.base_url == key.base_url,
-        Elicitation.model == key.model,
-        Elicitation.prompt_version == key.prompt_version,
-        Elicitation.params_fingerprint == key.params_fingerprint,
-        Elicitation.sample_index < key.samples,
-    ]
 
 
 def _labelled_rows(session: Session, task: Task, filters: list[Any], example_ids):
@@ -141,7 +129,7 @@ def _load_elicited(
             "the task has no LLM configured, so it has no elicited distributions",
             [field_error("source", "use 'imported' or configure the task's llm")],
         )
-    rows = _labelled_rows(session, task, _key_filter(task, key), example_ids)
+    rows = _labelled_rows(session, task, answer_key_filter(task, key), example_ids)
     return _assemble(rows, task, "elicited", dataclasses.asdict(key))
 
 

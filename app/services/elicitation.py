@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -21,10 +22,9 @@ from app.errors import ConflictError, InvalidInputError, field_error
 from app.llm.client import Elicitation as ElicitationResult
 from app.llm.client import SampleRecord
 from app.models import Elicitation, Example, Job, Task, utcnow
-from app.services.tasks import AnswerKey, current_answer_key
+from app.services.tasks import LLM_SOURCE, AnswerKey, answer_key_filter, current_answer_key
 
 ELICITATION_JOB = "elicitation"
-LLM_SOURCE = "llm"
 ACTIVE_JOB_STATUSES = ("queued", "running")
 ANSWERED_STATUSES = ("ok", "repaired")
 
@@ -88,7 +88,10 @@ def start_elicitation(session: Session, task: Task, settings: Settings) -> Job:
         finished_at=None if total else now,
     )
     session.add(job)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent start won the partial unique index
+        raise ConflictError(f"task {task.name!r} already has an active elicitation job") from exc
     return job
 
 
@@ -96,14 +99,7 @@ def answered_samples(session: Session, task: Task, key: AnswerKey) -> set[tuple[
     """(text hash, sample index) of the task's usable answers under ``key``."""
     rows = session.execute(
         select(Elicitation.text_hash, Elicitation.sample_index).where(
-            Elicitation.task_id == task.id,
-            Elicitation.source == LLM_SOURCE,
-            Elicitation.base_url == key.base_url,
-            Elicitation.model == key.model,
-            Elicitation.prompt_version == key.prompt_version,
-            Elicitation.params_fingerprint == key.params_fingerprint,
-            Elicitation.sample_index < key.samples,
-            Elicitation.status.in_(ANSWERED_STATUSES),
+            *answer_key_filter(task, key), Elicitation.status.in_(ANSWERED_STATUSES)
         )
     )
     return {(text_hash, index) for text_hash, index in rows}

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import ConflictError, InvalidInputError, NotFoundError, field_error
 from app.llm.config import LLMConfig
-from app.models import Calibration, Example, Task
+from app.models import Calibration, Elicitation, Example, Task
 from app.schemas.tasks import ActiveCalibrationSummary, TaskOut
 from prompts import Template, TemplateError, load_template, template_from_text
 
@@ -25,6 +25,22 @@ class AnswerKey:
     prompt_version: str
     params_fingerprint: str
     samples: int
+
+
+LLM_SOURCE = "llm"
+
+
+def answer_key_filter(task: Task, key: AnswerKey) -> list[Any]:
+    """SQL conditions selecting the task's LLM answers stored under ``key`` (samples 0..k−1)."""
+    return [
+        Elicitation.task_id == task.id,
+        Elicitation.source == LLM_SOURCE,
+        Elicitation.base_url == key.base_url,
+        Elicitation.model == key.model,
+        Elicitation.prompt_version == key.prompt_version,
+        Elicitation.params_fingerprint == key.params_fingerprint,
+        Elicitation.sample_index < key.samples,
+    ]
 
 
 def get_task(session: Session, name: str) -> Task:

@@ -118,6 +118,13 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index("ix_jobs_status_created", ["status", "created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_jobs_task_id"), ["task_id"], unique=False)
+        batch_op.create_index(
+            "uq_jobs_one_active_per_task_kind",
+            ["task_id", "kind"],
+            unique=True,
+            sqlite_where=sa.text("status IN ('queued', 'running')"),
+            postgresql_where=sa.text("status IN ('queued', 'running')"),
+        )
 
     op.create_table(
         "calibration_requests",
@@ -203,6 +210,7 @@ def downgrade() -> None:
 
     op.drop_table("calibration_requests")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index("uq_jobs_one_active_per_task_kind")
         batch_op.drop_index(batch_op.f("ix_jobs_task_id"))
         batch_op.drop_index("ix_jobs_status_created")
 

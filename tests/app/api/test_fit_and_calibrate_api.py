@@ -258,3 +258,21 @@ def test_active_calibration_survives_restart(settings, admin_key, task, client):
         active = fresh.get("/tasks/t").json()["active_calibration"]
         assert active["id"] == fit["id"]
         assert active["temperature"] == fit["temperature"]
+
+
+def test_database_allows_one_active_calibration_per_task(client, task, session_factory):
+    import sqlalchemy.exc
+
+    from app.models import Calibration
+
+    client.post("/tasks/t/fit", json={})
+    second = client.post("/tasks/t/fit", json={"activate": False}).json()
+    session = session_factory()
+    try:
+        row = session.get(Calibration, second["id"])
+        row.is_active = True
+        with pytest.raises(sqlalchemy.exc.IntegrityError):
+            session.flush()
+    finally:
+        session.rollback()
+        session.close()
