@@ -37,7 +37,7 @@ from app.schemas.calibrations import FitRequest
 from app.services import tasks as task_service
 from app.services.calibration import fit_task
 from app.services.data import import_examples
-from app.services.elicitation import active_job, start_elicitation
+from app.services.elicitation import active_job, missing_work, start_elicitation
 from app.services.keys import create_key
 
 DEMO_TASK = "support-tickets"
@@ -202,11 +202,14 @@ def elicit_missing(factory: sessionmaker[Session], settings: Settings) -> None:
 
     with transaction(factory) as session:
         task = task_service.get_task(session, DEMO_TASK)
-        job = active_job(session, task) or start_elicitation(session, task, settings)
+        job = active_job(session, task)
+        if job is None:
+            key = task_service.current_answer_key(task)
+            if key is None or not missing_work(session, task, key):
+                _say("every example already has an LLM answer")
+                return
+            job = start_elicitation(session, task, settings)
         job_id, status, total = job.id, job.status, job.total
-    if status in FINISHED_JOB_STATUSES:
-        _say("every example already has an LLM answer")
-        return
     stop = threading.Event()
     worker = Worker(factory, settings, worker_id=f"demo:{os.getpid()}")
     thread = threading.Thread(target=worker.run_forever, args=(stop,), name="demo-worker")
@@ -320,8 +323,10 @@ def run_demo(
     settings = demo_settings(database_url)
     if _port_in_use(host, port):
         raise DemoError(f"port {port} is taken: stop what uses it or pass --port")
-    # SIGTERM unwinds like Ctrl-C, so the simulator is stopped by the finally blocks.
+    # SIGTERM unwinds like Ctrl-C, so the simulator is stopped by the finally blocks. SIGINT is
+    # set explicitly because a shell starts background jobs with it ignored.
     previous_sigterm = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    previous_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         _say(f"migrating {settings.database_url}")
         upgrade_to_head(settings.database_url)
@@ -343,4 +348,5 @@ def run_demo(
         pass
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
-    _say("demo stopped")
+        signal.signal(signal.SIGINT, previous_sigint)
+        _say("demo stopped")

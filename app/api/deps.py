@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.errors import AuthenticationError, PermissionDeniedError
 from app.models import ApiKey
+from app.observability import Metrics, get_metrics
 from app.services import keys
 
 
@@ -33,6 +34,7 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 # scope="function": the commit happens before the response is sent, so a failed commit is an
 # error answer rather than a success answer for lost data.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -232,9 +232,12 @@ def render_reliability_svg(chart: ReliabilityChart, title: str = "Reliability di
         parts.append(f'<g class="counts {series.css_class}">')
         for bar in series.bars:
             cx = bar.x + bar.width / 2
-            cy = max(bar.y - 3, frame.top + 8)
+            # A bar reaching the top edge gets its count inside, in white, to stay legible.
+            inside = bar.y - frame.top < 12 and bar.height > 14
+            cy = bar.y + 9 if inside else bar.y - 3
+            css = "bin-count inside" if inside else "bin-count"
             parts.append(
-                f'<text class="bin-count" x="{cx:.2f}" y="{cy:.2f}" text-anchor="middle">'
+                f'<text class="{css}" x="{cx:.2f}" y="{cy:.2f}" text-anchor="middle">'
                 f"{bar.count}</text>"
             )
         parts.append("</g>")
@@ -293,13 +296,18 @@ def precision_recall_geometry(
         for t, p, r in zip(curve["thresholds"], curve["precision"], recall, strict=True)
         if p is not None and r is not None
     ]
-    markers = []
+    # Targets reached at the same threshold share one marker (labelled with all of them).
+    grouped: dict[float, list[Mapping[str, Any]]] = {}
     for target in targets:
         if target.get("threshold") is None or target.get("recall") is None:
             continue
-        r, p = _clip01(target["recall"]), _clip01(target["precision"])
-        point = CurvePoint(r, p, float(target["threshold"]), frame.x(r), frame.y(p))
-        markers.append(Marker(f"P≥{target['target']:g}", point))
+        grouped.setdefault(float(target["threshold"]), []).append(target)
+    markers = []
+    for threshold, same in grouped.items():
+        r, p = _clip01(same[0]["recall"]), _clip01(same[0]["precision"])
+        point = CurvePoint(r, p, threshold, frame.x(r), frame.y(p))
+        label = "P≥" + ", ".join(f"{t['target']:g}" for t in same)
+        markers.append(Marker(label, point))
     message = None if points else "no operating points"
     return PrecisionRecallChart(frame, axes, points, markers, message)
 

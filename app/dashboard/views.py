@@ -84,6 +84,7 @@ def task_data(session: Session, task: Task) -> dict[str, Any]:
     job_out = job_service.job_summary(job, session) if job is not None else None
     return {
         "task": task_service.task_out(session, task),
+        "llm": task_service.task_llm_config(task),
         "job": job_out,
         "progress": job_progress(job_out) if job_out is not None else None,
     }

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -54,19 +55,22 @@ class ServedCalibration:
 
 
 class _CalibrationCache:
-    """LRU of fitted calibrators by calibration id (a stored calibration never changes)."""
+    """LRU of fitted calibrators (a stored calibration never changes).
+
+    Keyed by (id, created_at): a database may reuse the id of a deleted row.
+    """
 
     def __init__(self, size: int = _CACHE_SIZE) -> None:
-        self._items: OrderedDict[int, ServedCalibration] = OrderedDict()
+        self._items: OrderedDict[tuple[int, datetime], ServedCalibration] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, session: Session, calibration_id: int) -> ServedCalibration:
+    def get(self, session: Session, key: tuple[int, datetime]) -> ServedCalibration:
         with self._lock:
-            if calibration_id in self._items:
-                self._items.move_to_end(calibration_id)
-                return self._items[calibration_id]
-        row = session.get(Calibration, calibration_id)
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        row = session.get(Calibration, key[0])
         served = ServedCalibration(
             id=row.id,
             version=row.version,
@@ -75,7 +79,7 @@ class _CalibrationCache:
             decision_curves=row.data.get("decision_curves", {}),
         )
         with self._lock:
-            self._items[calibration_id] = served
+            self._items[key] = served
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return served
@@ -85,10 +89,12 @@ CALIBRATION_CACHE = _CalibrationCache()
 
 
 def active_served_calibration(session: Session, task: Task) -> ServedCalibration | None:
-    calibration_id = session.scalar(
-        select(Calibration.id).where(Calibration.task_id == task.id, Calibration.is_active)
-    )
-    return None if calibration_id is None else CALIBRATION_CACHE.get(session, calibration_id)
+    key = session.execute(
+        select(Calibration.id, Calibration.created_at).where(
+            Calibration.task_id == task.id, Calibration.is_active
+        )
+    ).first()
+    return None if key is None else CALIBRATION_CACHE.get(session, tuple(key))
 
 
 def threshold_for_precision(curve: dict[str, Any], target: float) -> float | None:
@@ -176,7 +182,30 @@ def _llm_client(task: Task) -> LLMClient:
     return LLMClient(config, task_template(task))
 
 
-def _elicited_result(elicitation, labels: Sequence[str]) -> _Elicited:
+LLMCallRecorder = Callable[[str, float], None]
+_LLM_OUTCOMES = {
+    "timeout": "timeout",
+    "rate_limited": "rate_limited",
+    "unparseable": "parse_failed",
+}
+
+
+def _record_llm_calls(elicitation, record: LLMCallRecorder | None) -> None:
+    if record is None:
+        return
+    for sample in elicitation.samples:
+        if sample.probabilities is not None:
+            outcome = "ok"
+        else:
+            kind = (sample.error or {}).get("kind", "unparseable")
+            outcome = _LLM_OUTCOMES.get(kind, "error")
+        record(outcome, (sample.latency_ms or 0.0) / 1000)
+
+
+def _elicited_result(
+    elicitation, labels: Sequence[str], record: LLMCallRecorder | None = None
+) -> _Elicited:
+    _record_llm_calls(elicitation, record)
     if elicitation.probabilities is None:
         error = elicitation.error
         details = error.to_dict() if error is not None else None
@@ -242,7 +271,11 @@ def _respond(
 
 
 def calibrate_one(
-    session: Session, task: Task, item: CalibrateItem, settings: Settings
+    session: Session,
+    task: Task,
+    item: CalibrateItem,
+    settings: Settings,
+    record_llm_call: LLMCallRecorder | None = None,
 ) -> CalibrateResponse:
     """Calibrate one distribution, asking the task's LLM first when given a text."""
     if item.probabilities is not None:
@@ -250,7 +283,8 @@ def calibrate_one(
     else:
         _check_text(item.text, settings)
         client = _llm_client(task)
-        elicited = _elicited_result(client.elicit_sync(item.text, list(task.labels)), task.labels)
+        answer = client.elicit_sync(item.text, list(task.labels))
+        elicited = _elicited_result(answer, task.labels, record_llm_call)
         elicited.text_hash = text_hash(item.text)
     return _respond(
         session, task, elicited, active_served_calibration(session, task), item.target_precision
@@ -258,7 +292,11 @@ def calibrate_one(
 
 
 def calibrate_batch(
-    session: Session, task: Task, items: Sequence[CalibrateItem], settings: Settings
+    session: Session,
+    task: Task,
+    items: Sequence[CalibrateItem],
+    settings: Settings,
+    record_llm_call: LLMCallRecorder | None = None,
 ) -> CalibrateBatchResponse:
     """Per-item results and errors; texts are sent to the LLM concurrently."""
     if len(items) > settings.max_batch_size:
@@ -290,7 +328,7 @@ def calibrate_batch(
             )
             for index, answer in zip(text_items, answers, strict=True):
                 try:
-                    elicited[index] = _elicited_result(answer, task.labels)
+                    elicited[index] = _elicited_result(answer, task.labels, record_llm_call)
                     elicited[index].text_hash = text_hash(items[index].text)
                 except ServiceError as exc:
                     elicited[index] = exc

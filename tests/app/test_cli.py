@@ -130,12 +130,6 @@ def test_keys_need_a_migrated_database(runner, database_env):
     assert "verbcal migrate" in result.output
 
 
-def test_demo_is_a_clear_stub(runner):
-    result = runner.invoke(cli, ["demo"])
-    assert result.exit_code == 1
-    assert "not implemented yet" in result.output
-
-
 # ---------------------------------------------------------------------------------- offline fit
 
 

@@ -212,13 +212,16 @@ def test_each_app_has_its_own_registry(settings):
 def test_job_gauges_come_from_the_database(client, app):
     from app.models import Job, Task
 
+    jobs = [("running", 10, 4), ("queued", 5, 0), ("succeeded", 7, 7)]
     with transaction(app.state.session_factory) as session:
-        task = Task(name="jobs-metric", labels=["a", "b"])
-        session.add(task)
-        session.flush()
-        session.add(Job(kind="elicitation", task_id=task.id, status="running", total=10, done=4))
-        session.add(Job(kind="elicitation", task_id=task.id, status="queued", total=5))
-        session.add(Job(kind="elicitation", task_id=task.id, status="succeeded", total=7, done=7))
+        # One task per job: a task may have only one active job of a kind.
+        for i, (status, total, done) in enumerate(jobs):
+            task = Task(name=f"jobs-metric-{i}", labels=["a", "b"])
+            session.add(task)
+            session.flush()
+            session.add(
+                Job(kind="elicitation", task_id=task.id, status=status, total=total, done=done)
+            )
     text = client.get("/metrics").text
     assert metric_value(text, "verbcal_jobs", status="running") == 1
     assert metric_value(text, "verbcal_jobs", status="succeeded") == 1

@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
-from app.api.deps import AnyKey, SessionDep, SettingsDep
+from app.api.deps import AnyKey, MetricsDep, SessionDep, SettingsDep
 from app.api.errors import error_responses
+from app.errors import ServiceError
 from app.schemas.calibrate import (
     CalibrateBatchRequest,
     CalibrateBatchResponse,
@@ -22,22 +23,43 @@ router = APIRouter(tags=["calibrate"])
     "/calibrate", response_model=CalibrateResponse, responses=error_responses(404, 502, 504)
 )
 def calibrate(
-    body: CalibrateRequest, session: SessionDep, settings: SettingsDep, _key: AnyKey
+    body: CalibrateRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    _key: AnyKey,
 ) -> CalibrateResponse:
     """Calibrated probabilities for a text (asks the task's LLM) or for given probabilities."""
     task = get_task(session, body.task)
-    return calibrate_service.calibrate_one(session, task, body, settings)
+    try:
+        result = calibrate_service.calibrate_one(
+            session, task, body, settings, metrics.record_llm_call
+        )
+    except ServiceError as exc:
+        metrics.record_calibrate(task.name, exc.code)
+        raise
+    metrics.record_calibrate(task.name, "ok")
+    return result
 
 
 @router.post(
     "/calibrate/batch", response_model=CalibrateBatchResponse, responses=error_responses(404)
 )
 def calibrate_batch(
-    body: CalibrateBatchRequest, session: SessionDep, settings: SettingsDep, _key: AnyKey
+    body: CalibrateBatchRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    _key: AnyKey,
 ) -> CalibrateBatchResponse:
     """Per-item results and errors; one failing item does not fail the batch."""
     task = get_task(session, body.task)
-    return calibrate_service.calibrate_batch(session, task, body.items, settings)
+    result = calibrate_service.calibrate_batch(
+        session, task, body.items, settings, metrics.record_llm_call
+    )
+    for item in result.results:
+        metrics.record_calibrate(task.name, "ok" if item.error is None else item.error.code)
+    return result
 
 
 @router.post("/feedback", response_model=FeedbackResponse, responses=error_responses(404))

@@ -110,6 +110,10 @@ def test_full_flow(client, app_client, session_factory, settings, admin_key, sim
     for request_id in (result["id"], by_probabilities["id"]):
         fb = app_client.post("/feedback", json={"id": request_id, "label": examples[0].label})
         assert fb.status_code == 200
+    exposition = client.get("/metrics").text
+    assert 'verbcal_llm_calls_total{outcome="ok"} 1.0' in exposition
+    assert 'verbcal_calibrate_requests_total{outcome="ok",task="tickets"} 2.0' in exposition
+
     monitoring = app_client.get("/tasks/tickets/monitoring").json()
     assert monitoring["labelled"] == 2
     assert monitoring["drift"] is None  # too little feedback to judge

@@ -77,7 +77,7 @@ def test_rendered_svg_carries_the_geometry():
         assert height / frame.plot_height == pytest.approx(
             float(bar.get("data-accuracy")), abs=1e-5
         )
-    counts = [t.text for t in root.findall(f".//{SVG}text[@class='bin-count']")]
+    counts = [t.text for t in root.findall(f".//{SVG}text") if "bin-count" in t.get("class", "")]
     assert counts == ["10", "30", "5", "20", "15"]
     diagonal = root.find(f".//{SVG}line[@class='diagonal']")
     assert float(diagonal.get("x1")) == frame.x(0) and float(diagonal.get("y1")) == frame.y(0)
@@ -121,8 +121,11 @@ def test_precision_recall_points_match_the_curve():
         assert point.x == pytest.approx(frame.x(r))
         assert point.y == pytest.approx(frame.y(p))
     reached = [t for t in points["precision_targets"] if t["threshold"] is not None]
-    assert len(chart.markers) == len(reached)
-    for marker, target in zip(chart.markers, reached, strict=True):
+    assert len(chart.markers) == len({t["threshold"] for t in reached})
+    by_threshold = {m.point.threshold: m for m in chart.markers}
+    for target in reached:
+        marker = by_threshold[target["threshold"]]
+        assert f"{target['target']:g}" in marker.label
         assert marker.point.precision == pytest.approx(target["precision"])
         assert marker.point.recall == pytest.approx(target["recall"])
     root = ET.fromstring(charts.render_precision_recall_svg(chart, "b"))
@@ -137,3 +140,11 @@ def test_precision_recall_without_positives():
     assert chart.points == []
     assert "no positive examples" in chart.message
     assert "no positive examples" in charts.render_precision_recall_svg(chart, "x")
+
+
+def test_targets_at_one_threshold_share_a_marker():
+    curve = {"thresholds": [0.2, 0.6], "precision": [0.5, 1.0], "recall": [1.0, 0.4]}
+    same = {"threshold": 0.6, "precision": 1.0, "recall": 0.4}
+    targets = [{"target": 0.95} | same, {"target": 0.99} | same]
+    (marker,) = charts.precision_recall_geometry(curve, targets).markers
+    assert marker.label == "P≥0.95, 0.99"
