@@ -14,31 +14,60 @@ import numpy as np
 from calibrators._validation import check_probabilities, invalid_rows
 from calibrators.logits import check_log_domain
 
-# Odd 64-bit constants of the splitmix64 finalizer; the hash only needs to spread grid values
-# (many trailing zero bits) well. Collisions are checked, never trusted.
-_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX_2 = np.uint64(0x94D049BB133111EB)
-_SHIFT = np.uint64(29)
+# Odd 64-bit multipliers of the row hash (fixed: results never depend on them, only speed).
+_MULTIPLIERS = np.random.default_rng(0x5EED).integers(
+    0, 1 << 62, size=64, dtype=np.uint64
+) * np.uint64(2) + np.uint64(1)
+_FINAL_MIX = np.uint64(0x94D049BB133111EB)
+_HALF = np.uint64(32)
+_FINAL_SHIFT = np.uint64(29)
+# Rows compared per block when checking the hash grouping (the gather stays in cache).
+_VERIFY_BLOCK_ROWS = 1 << 16
+
+
+def _multipliers(n_columns: int) -> np.ndarray:
+    if n_columns <= _MULTIPLIERS.size:
+        return _MULTIPLIERS[:n_columns]
+    rng = np.random.default_rng(0x5EED)
+    return rng.integers(0, 1 << 62, size=n_columns, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 
 
 def _row_hashes(bits: np.ndarray) -> np.ndarray:
-    """Order-dependent 64-bit hash of each row of a uint64 array (wrapping arithmetic)."""
-    hashes = np.zeros(bits.shape[0], dtype=np.uint64)
-    for column in bits.T:
-        mixed = column * _MIX_1
-        mixed ^= mixed >> _SHIFT
-        hashes ^= mixed
-        hashes *= _MIX_2
+    """64-bit hash of each row of a uint64 array: one matrix-vector product (wrapping).
+
+    Each entry is first folded, ``b ^ (b >> 32)``, so that two different entries differ in
+    their low 32 bits: their difference ``d`` then has fewer than 32 trailing zero bits and
+    ``d·m`` is never 0 mod 2^64 for an odd ``m`` (float bit patterns on a grid such as 0.25,
+    0.5, 0.75 differ only in high bits, which would make a purely linear hash of the raw bits
+    collide often). Rows are then combined linearly with random odd multipliers and the sum is
+    mixed once. Collisions remain possible; :func:`unique_rows` checks them exactly.
+    """
+    folded = bits >> _HALF
+    folded ^= bits
+    hashes = folded @ _multipliers(bits.shape[1])
+    hashes ^= hashes >> _FINAL_SHIFT
+    hashes *= _FINAL_MIX
     return hashes
+
+
+def _grouping_is_exact(bits: np.ndarray, unique_bits: np.ndarray, inverse: np.ndarray) -> bool:
+    """``unique_bits[inverse] == bits`` for every row, checked block by block."""
+    n = bits.shape[0]
+    for start in range(0, n, _VERIFY_BLOCK_ROWS):
+        stop = min(start + _VERIFY_BLOCK_ROWS, n)
+        if not np.array_equal(unique_bits[inverse[start:stop]], bits[start:stop]):
+            return False
+    return True
 
 
 def unique_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unique rows of a float64 2-D array and the inverse map, ``X == U[inverse]`` bitwise.
 
-    Rows are hashed to 64-bit integers (one sort of n integers instead of a lexicographic sort
-    of n rows, about 10x faster for 10 columns); equal hashes are then checked bitwise and a
-    collision falls back to the exact ``np.unique(..., axis=0)``. The order of the unique rows
-    is unspecified.
+    Rows are hashed to 64-bit integers (one matrix-vector product, then one sort of n integers
+    instead of a lexicographic sort of n rows); every row is then checked bitwise against the
+    representative of its hash, and a collision falls back to the exact
+    ``np.unique(..., axis=0)``. Unique rows are in order of first occurrence in ``X``, so
+    results never depend on the hash (the fallback is in lexicographic order).
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     bits = X.view(np.uint64)
@@ -50,11 +79,14 @@ def unique_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     np.not_equal(sorted_hashes[1:], sorted_hashes[:-1], out=is_first[1:])
     group_of_sorted = np.cumsum(is_first) - 1
     first_rows = order[is_first]
+    # Renumber the groups by first occurrence: a sort of the (few) unique rows only.
+    by_occurrence = np.argsort(first_rows)
+    rank = np.empty(by_occurrence.size, dtype=np.intp)
+    rank[by_occurrence] = np.arange(by_occurrence.size)
+    first_rows = first_rows[by_occurrence]
     inverse = np.empty(hashes.size, dtype=np.intp)
-    inverse[order] = group_of_sorted
-    unique_bits = bits[first_rows]
-    # Gathering from the small table of unique rows stays in cache; one flat comparison.
-    if not np.array_equal(unique_bits[inverse], bits):
+    inverse[order] = rank[group_of_sorted]
+    if not _grouping_is_exact(bits, bits[first_rows], inverse):
         unique, inverse = np.unique(X, axis=0, return_inverse=True)
         return unique, inverse.reshape(-1)
     return X[first_rows], inverse

@@ -12,21 +12,27 @@ import math
 import numpy as np
 
 from calibrators import metrics as _m
-from calibrators._validation import check_labels, check_probabilities
+from calibrators._validation import ROW_SUM_TOLERANCE, check_labels, check_probabilities
 from calibrators.binning import check_binning
 from calibrators.bootstrap import _bootstrap_validated, _check_bootstrap_params
 from calibrators.thresholds import (
     DEFAULT_MAX_POINTS,
     DEFAULT_TARGET_PRECISIONS,
     DEFAULT_TARGET_RECALLS,
-    operating_points,
-    selective_curve,
+    _check_max_points,
+    _check_targets,
+    _operating_points_validated,
+    _selective_curve_validated,
 )
 
 CI_METRICS = ("ece", "mce", "nll", "brier")
 
 CONVENTIONS = {
     "inputs": "P (n, K) float64, rows renormalized to sum to 1; y int in 0..K-1",
+    "row_sum_tolerance": ROW_SUM_TOLERANCE,
+    "renormalization": "rows whose sum is within row_sum_tolerance of 1 are used as given "
+    "(dividing by a float sum like 0.9999999999999999 would move grid values across bin "
+    "edges); other rows are divided by their sum",
     "eps": "inverse-softmax eps is per fit: see calibrated.calibrator.eps",
     "n_bins": _m.DEFAULT_N_BINS,
     "binning": _m.DEFAULT_BINNING,
@@ -115,14 +121,16 @@ def _section(P, y, n_bins, binning, n_boot, seed, alpha, notes: list[str], name:
         "mean_entropy": entropy,
         "entropy_gap": float(np.mean(nll_rows - entropy_rows)),
     }
-    cis = _bootstrap_validated(
-        CI_METRICS, P, y, n_boot, seed, alpha, {"n_bins": n_bins, "binning": binning}
-    )
-    ci = {
-        metric: {key: cis[metric][key] for key in ("estimate", "lower", "upper")}
-        for metric in CI_METRICS
-    }
-    if P.shape[0] == 1:
+    ci = None
+    if n_boot:
+        cis = _bootstrap_validated(
+            CI_METRICS, P, y, n_boot, seed, alpha, {"n_bins": n_bins, "binning": binning}
+        )
+        ci = {
+            metric: {key: cis[metric][key] for key in ("estimate", "lower", "upper")}
+            for metric in CI_METRICS
+        }
+    if P.shape[0] == 1 and n_boot:
         notes.append(f"{name}.ci: a single row: every bootstrap replicate equals the estimate")
     return {
         "metrics": {
@@ -162,6 +170,7 @@ def calibration_report(
     is ``None``).
 
     ``calibrator`` is any fitted object with ``transform(P) -> Q`` and ``to_dict()``.
+    ``n_boot=0`` skips the bootstrap: both ``ci`` entries are ``None``.
     """
     P = check_probabilities(P)
     y = check_labels(y, P.shape[0], P.shape[1])
@@ -169,7 +178,12 @@ def calibration_report(
     if len(labels) != P.shape[1]:
         raise ValueError(f"labels must name the {P.shape[1]} columns of P; got {len(labels)}")
     n_bins = check_binning(n_bins, binning)
-    _check_bootstrap_params(n_boot, alpha)
+    if n_boot != 0:  # 0: no confidence intervals (``ci`` is null)
+        _check_bootstrap_params(n_boot, alpha)
+    # Validated once here: the operating points and selective curve reuse P, y and these.
+    target_precisions = _check_targets(target_precisions, "target_precisions")
+    target_recalls = _check_targets(target_recalls, "target_recalls")
+    max_points = _check_max_points(max_points)
     notes: list[str] = []
     class_counts = np.bincount(y, minlength=P.shape[1])
     for label, count in zip(labels, class_counts, strict=True):
@@ -201,11 +215,11 @@ def calibration_report(
         "class_counts": dict(zip(labels, class_counts.tolist(), strict=True)),
         "raw": raw,
         "calibrated": calibrated,
-        "operating_points": operating_points(
+        "operating_points": _operating_points_validated(
             scored, y, labels, target_precisions, target_recalls, max_points
         ),
         "operating_points_on": "raw" if calibrator is None else "calibrated",
-        "selective": selective_curve(scored, y, max_points),
+        "selective": _selective_curve_validated(scored, y, max_points),
     }
     report = _sanitize(report, "report", notes)
     report["notes"] = notes

@@ -30,8 +30,8 @@ METRICS = (
 COMPARED = ("vector", "isotonic")
 SHOWN_JOB_ERRORS = 10
 # Pages take metrics and their intervals from the stored fit; the report is recomputed only for
-# its tables and curves, so one bootstrap replicate (the fewest allowed) keeps it cheap.
-REPORT_N_BOOT = 1
+# its tables and curves, so it skips the bootstrap.
+REPORT_N_BOOT = 0
 
 
 def tasks_overview(session: Session, settings: Settings) -> list[dict[str, Any]]:

@@ -83,4 +83,4 @@ class ReportQuery(RequestModel):
     calibration_id: int | None = None
     n_bins: int = Field(default=15, ge=1, le=100)
     binning: Literal["uniform", "quantile"] = "uniform"
-    n_boot: int = Field(default=200, ge=1, le=2000)
+    n_boot: int = Field(default=200, ge=0, le=2000)

@@ -267,7 +267,7 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
                 data, method, request.objective, request.eps, validation
             )
             other_report = calibration_report(
-                data.P[rows], data.y[rows], labels, calibrator=other, n_boot=1
+                data.P[rows], data.y[rows], labels, calibrator=other, n_boot=0
             )
             comparison[method] = _summary(other_report["calibrated"]["metrics"])
         except ValueError as exc:

@@ -105,3 +105,21 @@ def test_sanitize_replaces_non_finite_with_none_and_a_note():
     )
     assert clean == {"a": [1.0, None], "b": None, "c": 2}
     assert notes == ["r.a[1]: not a finite number", "r.b: not a finite number"]
+
+
+def test_n_boot_zero_skips_confidence_intervals():
+    import json
+
+    from calibrators import TemperatureScaling, calibration_report
+
+    rng = np.random.default_rng(5)
+    P = rng.dirichlet(np.ones(3), size=200)
+    y = rng.integers(0, 3, size=200)
+    model = TemperatureScaling(eps=1e-3).fit(P, y)
+    report = calibration_report(P, y, ["a", "b", "c"], calibrator=model, n_boot=0)
+    assert report["raw"]["ci"] is None
+    assert report["calibrated"]["ci"] is None
+    assert report["conventions"]["bootstrap"]["n_boot"] == 0
+    with_ci = calibration_report(P, y, ["a", "b", "c"], calibrator=model, n_boot=20)
+    assert report["calibrated"]["metrics"] == with_ci["calibrated"]["metrics"]
+    json.dumps(report, allow_nan=False)
