@@ -220,15 +220,21 @@ def fit_log_temperature(
     return u, n_iter, converged, at_bound
 
 
-def stratified_holdout_mask(y: np.ndarray, holdout: float, random_state) -> np.ndarray:
-    """Boolean mask of held-out samples: ``round(holdout · n_k)`` random samples of each class."""
+def stratified_folds(y: np.ndarray, n_folds: int, random_state) -> np.ndarray:
+    """Fold index (0..n_folds−1) of every sample, stratified by class.
+
+    The members of each class are permuted with ``numpy.random.default_rng(random_state)`` and
+    dealt round-robin, continuing from where the previous class stopped, so fold sizes differ
+    by at most one.
+    """
     rng = np.random.default_rng(random_state)
-    mask = np.zeros(y.size, dtype=bool)
+    folds = np.empty(y.size, dtype=np.int64)
+    start = 0
     for k in np.unique(y):
-        members = np.flatnonzero(y == k)
-        n_held = round(holdout * members.size)
-        mask[rng.permutation(members)[:n_held]] = True
-    return mask
+        members = rng.permutation(np.flatnonzero(y == k))
+        folds[members] = (start + np.arange(members.size)) % n_folds
+        start += members.size
+    return folds
 
 
 def _check_positive_number(value, name: str) -> float:
@@ -250,17 +256,18 @@ class TemperatureScaling:
     eps : float >= 0 or "auto", default=1e-3
         Smoothing of :func:`~calibrators.logits.inverse_softmax`. ``1e-3`` keeps a verbalized
         0 at ``log 1e-3 ≈ -6.9``, below any answer on a 0.01 grid (``log 0.01 ≈ -4.6``).
-        ``"auto"`` fits ``T`` on a stratified random ``1 - auto_holdout`` share of the data for
-        each value of ``eps_grid``, scores the held-out share by NLL (whatever the
-        ``objective``), keeps the best (ties: the first in the grid) and refits ``T`` on all data.
+        ``"auto"`` scores each value of ``eps_grid`` by stratified ``auto_folds``-fold
+        cross-validated NLL (whatever the ``objective``): ``T`` is fitted on all folds but one
+        and the held-out fold's NLL summed, for every fold. It keeps the best (ties: the first
+        in the grid) and refits ``T`` on all data.
     bounds : (float, float), default=(1e-2, 1e2)
         ``0 < low < high``; the search is over ``log T`` in ``[log low, log high]``.
     eps_grid : sequence of float > 0, default=(1e-6, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1)
         Candidates for ``eps="auto"``.
-    auto_holdout : float in (0, 1), default=0.3
-        Held-out share for ``eps="auto"``.
+    auto_folds : int >= 2, default=5
+        Cross-validation folds for ``eps="auto"``.
     random_state : int or None, default=0
-        Seed of the ``eps="auto"`` split.
+        Seed of the ``eps="auto"`` folds.
     tol : float > 0, default=1e-9
         Absolute tolerance on ``log T`` (a relative tolerance on ``T``).
     max_iter : int >= 1, default=100
@@ -281,7 +288,8 @@ class TemperatureScaling:
     loss_before_, loss_after_ : float
         The objective on the fit data at ``T = 1`` and at ``temperature_`` (same ``eps_``).
     eps_scores_ : list of dict or None
-        For ``eps="auto"``: ``{"eps", "temperature", "heldout_nll"}`` per grid value.
+        For ``eps="auto"``: ``{"eps", "temperature", "heldout_nll"}`` per grid value
+        (``temperature`` fitted on all data, ``heldout_nll`` cross-validated).
     n_unique_rows_ : int
         Distinct probability rows the fit ran on.
     """
@@ -294,7 +302,7 @@ class TemperatureScaling:
         eps=1e-3,
         bounds=(1e-2, 1e2),
         eps_grid=DEFAULT_EPS_GRID,
-        auto_holdout=0.3,
+        auto_folds=5,
         random_state=0,
         tol=1e-9,
         max_iter=100,
@@ -303,7 +311,7 @@ class TemperatureScaling:
         self.eps = eps
         self.bounds = bounds
         self.eps_grid = eps_grid
-        self.auto_holdout = auto_holdout
+        self.auto_folds = auto_folds
         self.random_state = random_state
         self.tol = tol
         self.max_iter = max_iter
@@ -325,15 +333,15 @@ class TemperatureScaling:
         grid = [_check_positive_number(e, "every eps_grid value") for e in self.eps_grid]
         if not grid:
             raise ValueError("eps_grid must not be empty")
-        holdout = _check_positive_number(self.auto_holdout, "auto_holdout")
-        if holdout >= 1:
-            raise ValueError(f"auto_holdout must lie in (0, 1); got {self.auto_holdout!r}")
+        folds = self.auto_folds
+        if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
+            raise ValueError(f"auto_folds must be an integer >= 2; got {folds!r}")
         tol = _check_positive_number(self.tol, "tol")
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral):
             raise ValueError(f"max_iter must be an integer >= 1; got {self.max_iter!r}")
         if self.max_iter < 1:
             raise ValueError(f"max_iter must be an integer >= 1; got {self.max_iter!r}")
-        return eps, (math.log(low), math.log(high)), grid, holdout, tol, int(self.max_iter)
+        return eps, (math.log(low), math.log(high)), grid, int(folds), tol, int(self.max_iter)
 
     def fit(self, P, y, sample_weight=None):
         """Fit ``T`` on probabilities ``P`` (n, K) and labels ``y`` in ``0..K-1``.
@@ -342,7 +350,7 @@ class TemperatureScaling:
         Repeated probability rows are collapsed first (their label weights summed), which
         leaves the objective unchanged and makes the fit cost scale with the distinct rows.
         """
-        eps, log_bounds, grid, holdout, tol, max_iter = self._validated_params()
+        eps, log_bounds, grid, folds, tol, max_iter = self._validated_params()
         unique, inverse = unique_probability_rows(P, None if eps == "auto" else eps)
         n_samples, n_classes = inverse.size, unique.shape[1]
         y = check_labels(y, n_samples, n_classes)
@@ -352,7 +360,7 @@ class TemperatureScaling:
         eps_scores = None
         if eps == "auto":
             eps, eps_scores = self._select_eps(
-                unique, inverse, y, weight, grid, holdout, log_bounds, tol, max_iter
+                unique, inverse, y, weight, grid, folds, log_bounds, tol, max_iter
             )
         Z = inverse_softmax_unchecked(unique, eps)
         objective = _LogTemperatureObjective(Z, W, self.objective)
@@ -370,29 +378,43 @@ class TemperatureScaling:
         self.n_unique_rows_ = int(unique.shape[0])
         return self
 
-    def _select_eps(self, unique, inverse, y, weight, grid, holdout, log_bounds, tol, max_iter):
-        """Pick ``eps`` from ``grid`` by held-out NLL; returns ``(eps, scores)``."""
-        heldout = stratified_holdout_mask(y, holdout, self.random_state)
-        if heldout.all() or not heldout.any():
+    def _select_eps(self, unique, inverse, y, weight, grid, folds, log_bounds, tol, max_iter):
+        """Pick ``eps`` from ``grid`` by cross-validated NLL; returns ``(eps, scores)``."""
+        if y.size < folds:
             raise ValueError(
-                f"eps='auto' with auto_holdout={holdout} leaves an empty fit or held-out part "
-                f"for {y.size} samples; pass a numeric eps or more data"
+                f"eps='auto' with auto_folds={folds} needs at least {folds} samples; got "
+                f"{y.size}: pass a numeric eps or more data"
             )
+        fold_of = stratified_folds(y, folds, self.random_state)
         n_unique, n_classes = unique.shape
-        W_fit = label_weights(inverse[~heldout], y[~heldout], weight[~heldout], n_unique, n_classes)
-        W_heldout = label_weights(
-            inverse[heldout], y[heldout], weight[heldout], n_unique, n_classes
-        )
-        if not (W_fit.sum() > 0 and W_heldout.sum() > 0):
-            raise ValueError("eps='auto' needs positive sample weight in both split parts")
+        splits = []
+        for fold in range(folds):
+            held = fold_of == fold
+            W_fit = label_weights(inverse[~held], y[~held], weight[~held], n_unique, n_classes)
+            W_held = label_weights(inverse[held], y[held], weight[held], n_unique, n_classes)
+            if W_fit.sum() > 0 and W_held.sum() > 0:
+                splits.append((W_fit, W_held))
+        if not splits:
+            raise ValueError("eps='auto' needs positive sample weight in the folds")
+        W_all = label_weights(inverse, y, weight, n_unique, n_classes)
+        total_held = sum(W_held.sum() for _, W_held in splits)
         scores = []
         for eps in grid:
             Z = inverse_softmax_unchecked(unique, eps)
-            objective = _LogTemperatureObjective(Z, W_fit, self.objective)
-            u = fit_log_temperature(objective, log_bounds, tol, max_iter)[0]
-            heldout_nll = objective_value(u, Z, W_heldout, "nll")
+            held_loss = 0.0
+            for W_fit, W_held in splits:
+                objective = _LogTemperatureObjective(Z, W_fit, self.objective)
+                u = fit_log_temperature(objective, log_bounds, tol, max_iter)[0]
+                # objective_value is a weighted mean; weight it back to a sum over the fold.
+                held_loss += objective_value(u, Z, W_held, "nll") * W_held.sum()
+            full = _LogTemperatureObjective(Z, W_all, self.objective)
+            u_all = fit_log_temperature(full, log_bounds, tol, max_iter)[0]
             scores.append(
-                {"eps": eps, "temperature": math.exp(u), "heldout_nll": float(heldout_nll)}
+                {
+                    "eps": eps,
+                    "temperature": math.exp(u_all),
+                    "heldout_nll": float(held_loss / total_held),
+                }
             )
         best = min(range(len(grid)), key=lambda i: scores[i]["heldout_nll"])
         return grid[best], scores
@@ -424,7 +446,7 @@ class TemperatureScaling:
             "eps": self.eps if isinstance(self.eps, str) else float(self.eps),
             "bounds": [float(b) for b in self.bounds],
             "eps_grid": [float(e) for e in self.eps_grid],
-            "auto_holdout": float(self.auto_holdout),
+            "auto_folds": int(self.auto_folds),
             "random_state": None if self.random_state is None else int(self.random_state),
             "tol": float(self.tol),
             "max_iter": int(self.max_iter),

@@ -221,7 +221,7 @@ def test_not_fitted():
         ({"eps": "big"}, "eps"),
         ({"eps_grid": ()}, "eps_grid"),
         ({"eps_grid": (0.0, 1e-3)}, "eps_grid"),
-        ({"auto_holdout": 1.0}, "auto_holdout"),
+        ({"auto_folds": 1}, "auto_folds"),
         ({"tol": 0}, "tol"),
         ({"max_iter": 0}, "max_iter"),
     ],
@@ -246,7 +246,7 @@ def test_invalid_data():
     model.fit([[0.5, 0.5], [0.2, 0.8]], [0, 1])
     with pytest.raises(ValueError, match="3 columns"):
         model.transform([[0.2, 0.3, 0.5]])
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="needs at least 5 samples"):
         TemperatureScaling(eps="auto").fit([[0.5, 0.5]], [0])
 
 
@@ -266,3 +266,29 @@ def test_invalid_rows_are_named_by_original_index_despite_dedup():
         TemperatureScaling().fit(rows, [0, 1, 0, 1, 1])
     with pytest.raises(ValueError, match=r"eps=0.*\[1, 3\]"):
         TemperatureScaling(eps=0).fit([[0.5, 0.5], [0.0, 1.0]] * 2, [0, 1, 0, 1])
+
+
+def test_eps_auto_scores_are_cross_validated_nll():
+    """Each grid score equals the fold-weighted held-out NLL computed here by hand."""
+    from calibrators.logits import inverse_softmax
+    from calibrators.temperature import stratified_folds
+
+    P, y = verbalized(600, 3, 2.0, seed=11, grid=0.05)
+    model = TemperatureScaling(eps="auto", auto_folds=3, random_state=4).fit(P, y)
+    fold_of = stratified_folds(y, 3, 4)
+    assert sorted(np.bincount(fold_of)) == [200, 200, 200]
+    for score in model.eps_scores_:
+        losses = []
+        for fold in range(3):
+            held = fold_of == fold
+            t = TemperatureScaling(eps=score["eps"]).fit(P[~held], y[~held]).temperature_
+            z = inverse_softmax(P[held], score["eps"]) / t
+            log_q = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+            losses.append(-log_q[np.arange(held.sum()), y[held]])
+        assert score["heldout_nll"] == pytest.approx(np.concatenate(losses).mean(), rel=1e-9)
+
+
+def test_eps_auto_needs_as_many_samples_as_folds():
+    P = np.array([[0.9, 0.1], [0.2, 0.8]])
+    with pytest.raises(ValueError, match="auto_folds=5 needs at least 5 samples"):
+        TemperatureScaling(eps="auto").fit(P, [0, 1])
