@@ -50,6 +50,19 @@ class Settings(BaseSettings):
     job_batch_size: int = Field(
         default=32, ge=1, description="Examples a worker asks about between progress commits."
     )
+    db_threads: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Worker threads of an API process that run /calibrate's database work at "
+        "once (more only contend for the GIL and SQLite's write lock).",
+    )
+    auth_cache_ttl_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds an authenticated API key is remembered in-process; a revoked key "
+        "stops working within this time. 0: look every key up on every request.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
     log_json: bool = Field(default=True, description="Structured JSON logs.")
     metrics_token: SecretStr | None = Field(

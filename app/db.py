@@ -28,9 +28,11 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
 def create_db_engine(url: str) -> Engine:
     """Create the engine for ``url``; SQLite connections are configured on connect."""
     if is_sqlite(url):
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        )
+        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        in_memory = make_url(url).database in (None, "", ":memory:")
+        # Connections to a file are cheap: enough for every threadpool worker of the API.
+        pool = {} if in_memory else {"pool_size": 20, "max_overflow": 40}
+        engine = create_engine(url, connect_args=connect_args, **pool)
         event.listen(engine, "connect", _configure_sqlite)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

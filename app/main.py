@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from app.api.errors import install_error_handlers
@@ -14,6 +15,7 @@ from app.config import Settings, get_settings
 from app.dashboard import install_dashboard
 from app.db import create_db_engine, create_session_factory, is_sqlite
 from app.observability import install_observability
+from app.services.keys import PrincipalCache
 
 
 def embedded_worker_enabled(settings: Settings) -> bool:
@@ -53,6 +55,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
+    app.state.db_limiter = anyio.CapacityLimiter(settings.db_threads)
+    app.state.principal_cache = PrincipalCache(settings.auth_cache_ttl_s)
     install_error_handlers(app)
     install_observability(app, settings)
     app.include_router(api_router)

@@ -2,39 +2,75 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.errors import AuthenticationError, PermissionDeniedError
-from app.models import ApiKey
 from app.observability import Metrics, get_metrics
 from app.services import keys
+from app.services.keys import Principal
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back on error."""
-    session: Session = request.app.state.session_factory()
+def _commit_and_close(session: Session) -> None:
     try:
-        yield session
         session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     finally:
         session.close()
 
 
+def _rollback_and_close(session: Session) -> None:
+    try:
+        session.rollback()
+    finally:
+        session.close()
+
+
+async def run_in_db_thread(request: Request, function, *args):
+    """Run blocking database work in a worker thread, at most ``db_threads`` at once.
+
+    A few threads keep the database busy; more only contend for the GIL and, on SQLite, for
+    its single write lock (whose busy handler sleeps), which multiplies tail latency.
+    """
+    return await anyio.to_thread.run_sync(
+        functools.partial(function, *args), limiter=request.app.state.db_limiter
+    )
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One transaction per request: committed when the route returns, rolled back on error.
+
+    Creating a session does no I/O; its queries run in the (sync) route's thread and the
+    commit in one threadpool call, which saves two threadpool hops per request over a sync
+    generator dependency.
+    """
+    session: Session = request.app.state.session_factory()
+    try:
+        yield session
+    except BaseException:
+        await run_in_db_thread(request, _rollback_and_close, session)
+        raise
+    await run_in_db_thread(request, _commit_and_close, session)
+
+
+async def _request_metrics(request: Request) -> Metrics:
+    # async: a plain `def` dependency would cost a threadpool hop per request.
+    return get_metrics(request)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+MetricsDep = Annotated[Metrics, Depends(_request_metrics)]
 # scope="function": the commit happens before the response is sent, so a failed commit is an
 # error answer rather than a success answer for lost data.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
@@ -42,24 +78,30 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 
 
-def get_api_key(
-    session: SessionDep,
+async def get_principal(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> ApiKey:
+) -> Principal:
+    """The authenticated key (remembered per process for ``auth_cache_ttl_s``)."""
     if credentials is None or not credentials.credentials:
         raise AuthenticationError("missing API key: send `Authorization: Bearer <key>`")
-    row = keys.authenticate(session, credentials.credentials)
-    if row is None:
-        raise AuthenticationError("unknown or revoked API key")
-    keys.touch(row)
-    return row
+    secret = credentials.credentials
+    cache: keys.PrincipalCache = request.app.state.principal_cache
+    principal = cache.get(secret)
+    if principal is None:
+        factory = request.app.state.session_factory
+        principal = await run_in_threadpool(keys.authenticate_principal, factory, secret)
+        if principal is None:
+            raise AuthenticationError("unknown or revoked API key")
+        cache.put(secret, principal)
+    return principal
 
 
-def require_admin(key: Annotated[ApiKey, Depends(get_api_key)]) -> ApiKey:
-    if key.role != "admin":
+async def require_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    if principal.role != "admin":
         raise PermissionDeniedError("this operation needs an admin key")
-    return key
+    return principal
 
 
-AnyKey = Annotated[ApiKey, Depends(get_api_key)]
-AdminKey = Annotated[ApiKey, Depends(require_admin)]
+AnyKey = Annotated[Principal, Depends(get_principal)]
+AdminKey = Annotated[Principal, Depends(require_admin)]

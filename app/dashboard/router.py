@@ -179,7 +179,7 @@ def login(
             else "Unknown or revoked API key."
         )
         return render(request, "login.html", {"next": next_url, "error": error}, 401)
-    key_service.touch(key)
+    key_service.stamp_use(key)
     auth.log_in(request, key)
     return redirect(request, next_url, f"Logged in with key {key.prefix}… ({key.name}).")
 

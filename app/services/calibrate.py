@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -23,7 +22,7 @@ from app.errors import (
     field_error,
 )
 from app.llm.client import LLMClient
-from app.models import Calibration, CalibrationRequest, Task, utcnow
+from app.models import Calibration, CalibrationRequest, Task, new_uuid, utcnow
 from app.schemas.calibrate import (
     BatchItemError,
     BatchItemResult,
@@ -144,7 +143,7 @@ def decide(
 
 
 @dataclass
-class _Elicited:
+class Elicited:
     raw: list[float]
     llm: LLMInfo | None
     text_hash: str | None
@@ -204,7 +203,7 @@ def _record_llm_calls(elicitation, record: LLMCallRecorder | None) -> None:
 
 def _elicited_result(
     elicitation, labels: Sequence[str], record: LLMCallRecorder | None = None
-) -> _Elicited:
+) -> Elicited:
     _record_llm_calls(elicitation, record)
     if elicitation.probabilities is None:
         error = elicitation.error
@@ -215,7 +214,7 @@ def _elicited_result(
     samples = elicitation.samples
     parsed = [s for s in samples if s.probabilities is not None]
     repairs = sorted({r for s in parsed for r in (s.repairs or [])})
-    return _Elicited(
+    return Elicited(
         raw=list(elicitation.probabilities),
         llm=LLMInfo(
             model=samples[0].model if samples else None,
@@ -231,7 +230,7 @@ def _elicited_result(
 def _respond(
     session: Session,
     task: Task,
-    elicited: _Elicited,
+    elicited: Elicited,
     served: ServedCalibration | None,
     target_precision: float | None,
 ) -> CalibrateResponse:
@@ -242,7 +241,10 @@ def _respond(
     top = int(np.argmax(calibrated))
     label, confidence = labels[top], float(calibrated[top])
     decision = decide(label, confidence, served, target_precision)
+    # The id is set here rather than by a flush: the INSERT then happens at commit, so a
+    # request holds the database's write lock only for the commit.
     row = CalibrationRequest(
+        id=new_uuid(),
         task_id=task.id,
         calibration_id=None if served is None else served.id,
         text_hash=elicited.text_hash,
@@ -254,7 +256,6 @@ def _respond(
         llm=None if elicited.llm is None else elicited.llm.model_dump(),
     )
     session.add(row)
-    session.flush()
     return CalibrateResponse(
         id=row.id,
         task=task.name,
@@ -270,71 +271,87 @@ def _respond(
     )
 
 
-def calibrate_one(
-    session: Session,
+async def elicit_item(
     task: Task,
     item: CalibrateItem,
     settings: Settings,
     record_llm_call: LLMCallRecorder | None = None,
-) -> CalibrateResponse:
-    """Calibrate one distribution, asking the task's LLM first when given a text."""
+    row: int | None = None,
+) -> Elicited:
+    """The raw distribution of an item: validated probabilities, or the LLM's answer.
+
+    No database access, so it runs on the event loop; the LLM call is awaited, not blocking
+    a thread for its latency.
+    """
     if item.probabilities is not None:
-        elicited = _Elicited(_from_probabilities(task, item.probabilities, None), None, None)
-    else:
-        _check_text(item.text, settings)
-        client = _llm_client(task)
-        answer = client.elicit_sync(item.text, list(task.labels))
-        elicited = _elicited_result(answer, task.labels, record_llm_call)
-        elicited.text_hash = text_hash(item.text)
+        return Elicited(_from_probabilities(task, item.probabilities, row), None, None)
+    _check_text(item.text, settings)
+    answer = await _llm_client(task).elicit(item.text, list(task.labels))
+    elicited = _elicited_result(answer, task.labels, record_llm_call)
+    elicited.text_hash = text_hash(item.text)
+    return elicited
+
+
+def respond(
+    session: Session, task: Task, elicited: Elicited, target_precision: float | None
+) -> CalibrateResponse:
+    """Apply the active calibration to one elicited distribution and store the result."""
     return _respond(
-        session, task, elicited, active_served_calibration(session, task), item.target_precision
+        session, task, elicited, active_served_calibration(session, task), target_precision
     )
 
 
-def calibrate_batch(
-    session: Session,
+async def elicit_batch(
     task: Task,
     items: Sequence[CalibrateItem],
     settings: Settings,
     record_llm_call: LLMCallRecorder | None = None,
-) -> CalibrateBatchResponse:
-    """Per-item results and errors; texts are sent to the LLM concurrently."""
+) -> list[Elicited | ServiceError]:
+    """Each item's raw distribution or its error; texts go to the LLM concurrently."""
     if len(items) > settings.max_batch_size:
         raise InvalidInputError(
             f"too many items: {len(items)} > {settings.max_batch_size}",
             [field_error("items", f"at most {settings.max_batch_size} items per batch")],
         )
-    served = active_served_calibration(session, task)
-    elicited: dict[int, _Elicited | ServiceError] = {}
+    outcomes: list[Elicited | ServiceError | None] = [None] * len(items)
     text_items = []
     for index, item in enumerate(items):
         try:
             if item.probabilities is not None:
-                raw = _from_probabilities(task, item.probabilities, index)
-                elicited[index] = _Elicited(raw, None, None)
+                outcomes[index] = await elicit_item(task, item, settings, row=index)
             else:
                 _check_text(item.text, settings)
                 text_items.append(index)
         except ServiceError as exc:
-            elicited[index] = exc
+            outcomes[index] = exc
     if text_items:
         try:
             client = _llm_client(task)
         except ServiceError as exc:
-            elicited.update(dict.fromkeys(text_items, exc))
+            for index in text_items:
+                outcomes[index] = exc
         else:
-            answers = asyncio.run(
-                client.elicit_many([items[i].text for i in text_items], list(task.labels))
-            )
+            texts = [items[i].text for i in text_items]
+            answers = await client.elicit_many(texts, list(task.labels))
             for index, answer in zip(text_items, answers, strict=True):
                 try:
-                    elicited[index] = _elicited_result(answer, task.labels, record_llm_call)
-                    elicited[index].text_hash = text_hash(items[index].text)
+                    outcomes[index] = _elicited_result(answer, task.labels, record_llm_call)
+                    outcomes[index].text_hash = text_hash(items[index].text)
                 except ServiceError as exc:
-                    elicited[index] = exc
+                    outcomes[index] = exc
+    return outcomes
+
+
+def respond_batch(
+    session: Session,
+    task: Task,
+    items: Sequence[CalibrateItem],
+    outcomes: Sequence[Elicited | ServiceError],
+) -> CalibrateBatchResponse:
+    """Per-item results and errors; one failing item does not fail the batch."""
+    served = active_served_calibration(session, task)
     results = []
-    for index, item in enumerate(items):
-        outcome = elicited[index]
+    for index, (item, outcome) in enumerate(zip(items, outcomes, strict=True)):
         if isinstance(outcome, ServiceError):
             error = BatchItemError(
                 code=outcome.code, message=outcome.message, details=outcome.details

@@ -1,8 +1,8 @@
 """The app-facing endpoints: calibrate one or a batch, and give feedback."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from app.api.deps import AnyKey, MetricsDep, SessionDep, SettingsDep
+from app.api.deps import AnyKey, MetricsDep, SessionDep, SettingsDep, run_in_db_thread
 from app.api.errors import error_responses
 from app.errors import ServiceError
 from app.schemas.calibrate import (
@@ -22,7 +22,8 @@ router = APIRouter(tags=["calibrate"])
 @router.post(
     "/calibrate", response_model=CalibrateResponse, responses=error_responses(404, 502, 504)
 )
-def calibrate(
+async def calibrate(
+    request: Request,
     body: CalibrateRequest,
     session: SessionDep,
     settings: SettingsDep,
@@ -30,10 +31,14 @@ def calibrate(
     _key: AnyKey,
 ) -> CalibrateResponse:
     """Calibrated probabilities for a text (asks the task's LLM) or for given probabilities."""
-    task = get_task(session, body.task)
+    # async: the LLM call is awaited; database work runs in the threadpool.
+    task = await run_in_db_thread(request, get_task, session, body.task)
     try:
-        result = calibrate_service.calibrate_one(
-            session, task, body, settings, metrics.record_llm_call
+        elicited = await calibrate_service.elicit_item(
+            task, body, settings, metrics.record_llm_call
+        )
+        result = await run_in_db_thread(
+            request, calibrate_service.respond, session, task, elicited, body.target_precision
         )
     except ServiceError as exc:
         metrics.record_calibrate(task.name, exc.code)
@@ -45,7 +50,8 @@ def calibrate(
 @router.post(
     "/calibrate/batch", response_model=CalibrateBatchResponse, responses=error_responses(404)
 )
-def calibrate_batch(
+async def calibrate_batch(
+    request: Request,
     body: CalibrateBatchRequest,
     session: SessionDep,
     settings: SettingsDep,
@@ -53,9 +59,12 @@ def calibrate_batch(
     _key: AnyKey,
 ) -> CalibrateBatchResponse:
     """Per-item results and errors; one failing item does not fail the batch."""
-    task = get_task(session, body.task)
-    result = calibrate_service.calibrate_batch(
-        session, task, body.items, settings, metrics.record_llm_call
+    task = await run_in_db_thread(request, get_task, session, body.task)
+    outcomes = await calibrate_service.elicit_batch(
+        task, body.items, settings, metrics.record_llm_call
+    )
+    result = await run_in_db_thread(
+        request, calibrate_service.respond_batch, session, task, body.items, outcomes
     )
     for item in result.results:
         metrics.record_calibrate(task.name, "ok" if item.error is None else item.error.code)

@@ -83,3 +83,34 @@ def test_openapi_declares_error_responses(client):
             assert "422" in operation["responses"], (method, path)
             assert "401" in operation["responses"], (method, path)
     assert "/healthz" not in spec["paths"]
+
+
+def test_revoked_key_is_refused_without_cache(settings, admin_key):
+    from fastapi.testclient import TestClient
+    from sqlalchemy import update
+
+    from app.main import create_app
+    from app.models import ApiKey, utcnow
+
+    settings.auth_cache_ttl_s = 0
+    app = create_app(settings, start_worker=False)
+    with TestClient(app, headers={"Authorization": f"Bearer {admin_key}"}) as c:
+        assert c.get("/tasks").status_code == 200
+        with app.state.session_factory.begin() as session:
+            session.execute(update(ApiKey).values(revoked_at=utcnow()))
+        assert c.get("/tasks").status_code == 401
+
+
+def test_principal_cache_expires(monkeypatch):
+    from app.services import keys
+
+    now = [100.0]
+    monkeypatch.setattr(keys.time, "monotonic", lambda: now[0])
+    cache = keys.PrincipalCache(ttl_s=10)
+    principal = keys.Principal(id=1, name="k", role="app", prefix="vc_x")
+    cache.put("vc_secret", principal)
+    assert cache.get("vc_secret") == principal
+    assert cache.get("vc_other") is None
+    now[0] += 10.5
+    assert cache.get("vc_secret") is None
+    assert keys.PrincipalCache(ttl_s=0).get("vc_secret") is None
