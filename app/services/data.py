@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -158,24 +159,19 @@ def import_examples(
 ) -> ImportResult:
     """Upsert labelled examples by id, or by text hash when no id is given. All or nothing."""
     valid = _validate_examples(task, rows, settings)
-    by_id, by_hash = _existing_examples(session, task, valid)
+    by_id, by_hash = _existing_examples(
+        session,
+        task,
+        (v.external_id for v in valid if v.external_id),
+        (v.text_hash for v in valid),
+    )
     errors = RowErrors("example")
     inserted = updated = unchanged = 0
     claimed_hashes: dict[str, int] = {}
     for item in valid:
-        current = by_id.get(item.external_id) if item.external_id else None
-        holder = by_hash.get(item.text_hash)
-        if current is None and holder is not None and item.external_id:
-            if holder.external_id not in (None, item.external_id):
-                errors.add(
-                    item.row, "text", f"text already stored as example {holder.external_id!r}"
-                )
-                continue
-            current = holder
-        elif current is None:
-            current = holder
-        if current is not None and holder is not None and holder is not current:
-            errors.add(item.row, "text", f"text already stored as example {holder.external_id!r}")
+        current, conflict = _match_stored(item, by_id, by_hash)
+        if conflict:
+            errors.add(item.row, "text", conflict)
             continue
         if claimed_hashes.setdefault(item.text_hash, item.row) != item.row:
             errors.add(item.row, "text", f"same text as row {claimed_hashes[item.text_hash]}")
@@ -204,8 +200,32 @@ def import_examples(
             setattr(current, key, value)
         updated += 1
     errors.raise_if_any()
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # e.g. rows that swap texts between stored examples
+        message = "rows conflict with each other or with stored examples (same id or same text)"
+        raise InvalidInputError(message, [field_error("rows", message)]) from exc
     return ImportResult(received=len(rows), inserted=inserted, updated=updated, unchanged=unchanged)
+
+
+def _match_stored(
+    item: _ValidExample, by_id: dict[str, Example], by_hash: dict[str, Example]
+) -> tuple[Example | None, str | None]:
+    """The stored example an item updates (None: a new one), or why it conflicts.
+
+    An item with an id updates the example with that id, or adopts an id-less example with the
+    same text; without an id it updates the example with the same text.
+    """
+    by_text = by_hash.get(item.text_hash)
+    if item.external_id is None:
+        return by_text, None
+    by_own_id = by_id.get(item.external_id)
+    if by_text is None or by_text is by_own_id:
+        return by_own_id, None
+    if by_own_id is None and by_text.external_id is None:
+        return by_text, None
+    holder = f"example {by_text.external_id!r}" if by_text.external_id else "an example without id"
+    return None, f"text already stored as {holder}"
 
 
 def _validate_examples(task: Task, rows: Sequence[Any], settings: Settings) -> list[_ValidExample]:
@@ -254,25 +274,18 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 def _existing_examples(
-    session: Session, task: Task, valid: Sequence[_ValidExample]
+    session: Session, task: Task, external_ids: Iterable[str], hashes: Iterable[str]
 ) -> tuple[dict[str, Example], dict[str, Example]]:
-    ids = sorted({v.external_id for v in valid if v.external_id})
-    hashes = sorted({v.text_hash for v in valid})
+    """Stored examples of the task with any of these ids or text hashes: (by id, by hash)."""
     by_id: dict[str, Example] = {}
     by_hash: dict[str, Example] = {}
-    for chunk in _chunks(ids):
-        for ex in session.scalars(
-            select(Example).where(Example.task_id == task.id, Example.external_id.in_(chunk))
-        ):
-            by_id[ex.external_id] = ex
-            by_hash[ex.text_hash] = ex
-    for chunk in _chunks(hashes):
-        for ex in session.scalars(
-            select(Example).where(Example.task_id == task.id, Example.text_hash.in_(chunk))
-        ):
-            by_hash[ex.text_hash] = ex
-            if ex.external_id:
-                by_id[ex.external_id] = ex
+    for column, values in ((Example.external_id, external_ids), (Example.text_hash, hashes)):
+        for chunk in _chunks(sorted(set(values))):
+            query = select(Example).where(Example.task_id == task.id, column.in_(chunk))
+            for example in session.scalars(query):
+                by_hash[example.text_hash] = example
+                if example.external_id:
+                    by_id[example.external_id] = example
     return by_id, by_hash
 
 
@@ -341,20 +354,12 @@ def import_predictions(
             parsed.append((i, item, distribution))
     errors.raise_if_any()
 
-    hashes = sorted({text_hash(item.text) for _, item, _ in parsed if item.text is not None})
-    ids = sorted({item.example_id for _, item, _ in parsed if item.example_id is not None})
-    by_hash: dict[str, Example] = {}
-    by_id: dict[str, Example] = {}
-    for chunk in _chunks(hashes):
-        for ex in session.scalars(
-            select(Example).where(Example.task_id == task.id, Example.text_hash.in_(chunk))
-        ):
-            by_hash[ex.text_hash] = ex
-    for chunk in _chunks(ids):
-        for ex in session.scalars(
-            select(Example).where(Example.task_id == task.id, Example.external_id.in_(chunk))
-        ):
-            by_id[ex.external_id] = ex
+    by_id, by_hash = _existing_examples(
+        session,
+        task,
+        (item.example_id for _, item, _ in parsed if item.example_id is not None),
+        (text_hash(item.text) for _, item, _ in parsed if item.text is not None),
+    )
 
     resolved: list[tuple[Example, list[float]]] = []
     inserted_examples = 0

@@ -199,3 +199,20 @@ def test_predictions_csv_one_column_per_label(client, task):
     r = client.post("/tasks/t/predictions", files={"file": ("p.csv", bad, "text/csv")})
     assert r.status_code == 422
     assert r.json()["error"]["details"][0]["row"] == 0
+
+
+def test_rows_swapping_texts_are_rejected_cleanly(client, task):
+    rows = [
+        {"id": "a", "text": "one", "label": "other"},
+        {"id": "b", "text": "two", "label": "other"},
+    ]
+    assert client.post("/tasks/t/examples", json={"examples": rows}).status_code == 200
+    swapped = [
+        {"id": "a", "text": "two", "label": "other"},
+        {"id": "b", "text": "one", "label": "other"},
+    ]
+    r = client.post("/tasks/t/examples", json={"examples": swapped})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "validation_error"
+    texts = {e["id"]: e["text"] for e in client.get("/tasks/t/examples").json()}
+    assert texts == {"a": "one", "b": "two"}
