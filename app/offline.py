@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from app.splits import holdout_split
 from calibrators import TemperatureScaling, calibration_report
 
 LABEL_COLUMN = "label"
@@ -288,17 +289,6 @@ def _arrays(
 
 
 # ------------------------------------------------------------------------------------ fitting
-
-
-def holdout_split(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted row indices ``(fit, held_out)``; the API's fit uses the same split."""
-    if not 0 < holdout < 1:
-        raise ValueError(f"holdout must lie in (0, 1); got {holdout!r}")
-    if n < 2:
-        raise ValueError(f"a held-out split needs at least 2 rows; got {n}")
-    order = np.random.default_rng(seed).permutation(n)
-    n_held_out = min(max(round(holdout * n), 1), n - 1)
-    return np.sort(order[n_held_out:]), np.sort(order[:n_held_out])
 
 
 def parse_eps(value: str) -> float | str:

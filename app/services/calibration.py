@@ -26,6 +26,7 @@ from app.models import Calibration, Elicitation, Example, Task, utcnow
 from app.schemas.calibrations import FitRequest
 from app.services.data import IMPORT_SOURCE
 from app.services.tasks import AnswerKey, answer_key_filter, current_answer_key
+from app.splits import fold_assignment, holdout_split
 from calibrators import (
     IsotonicCalibration,
     TemperatureScaling,
@@ -144,22 +145,6 @@ def make_calibrator(method: str, objective: str, eps: float | str, seed: int):
     if method == "isotonic":
         return IsotonicCalibration()
     raise ValueError(f"unknown method {method!r}")
-
-
-def holdout_split(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (fit, eval) of a seeded holdout split; both parts non-empty."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_eval = min(max(round(holdout * n), 1), n - 1)
-    return np.sort(order[n_eval:]), np.sort(order[:n_eval])
-
-
-def fold_assignment(n: int, folds: int, seed: int) -> np.ndarray:
-    """Fold index of every row: a seeded permutation cut into ``folds`` near-equal parts."""
-    order = np.random.default_rng(seed).permutation(n)
-    fold_of = np.empty(n, dtype=np.int64)
-    for fold, part in enumerate(np.array_split(order, folds)):
-        fold_of[part] = fold
-    return fold_of
 
 
 class _OutOfFold:

@@ -11,11 +11,11 @@ from app.offline import (
     DataFileError,
     calibration_file_content,
     fit_with_holdout,
-    holdout_split,
     parse_eps,
     parse_labels_option,
     read_distributions,
 )
+from app.splits import holdout_split
 from calibrators import TemperatureScaling, calibrator_from_dict
 
 LABELS = ["billing", "bug", "other"]
