@@ -20,6 +20,7 @@ from app.dashboard import auth, views
 from app.dashboard.auth import AdminDep, CsrfRejected, LoginRequired
 from app.errors import InvalidInputError, ServiceError
 from app.schemas.calibrations import FitRequest
+from app.schemas.common import RowId
 from app.services import calibration as calibration_service
 from app.services import data as data_service
 from app.services import elicitation as elicitation_service
@@ -320,7 +321,7 @@ def _fit_page(
     session,
     admin: auth.Admin,
     name: str,
-    calibration_id: int | None = None,
+    calibration_id: RowId | None = None,
     n_bins: int = 15,
     binning: str = "uniform",
     form_values: dict[str, Any] | None = None,
@@ -346,7 +347,7 @@ def fit_page(
     name: str,
     session: SessionDep,
     admin: AdminDep,
-    calibration: int | None = None,
+    calibration: RowId | None = None,
     n_bins: int = Query(default=15, ge=2, le=50),
     binning: str = Query(default="uniform", pattern="^(uniform|quantile)$"),
 ) -> Response:
@@ -444,7 +445,7 @@ def operating_points_page(
     session: SessionDep,
     admin: AdminDep,
     label: str | None = None,
-    calibration: int | None = None,
+    calibration: RowId | None = None,
 ) -> Response:
     task = get_task(session, name)
     context = {
@@ -470,7 +471,7 @@ def versions_page(request: Request, name: str, session: SessionDep, admin: Admin
 def activate_calibration(
     request: Request,
     name: str,
-    calibration_id: int,
+    calibration_id: RowId,
     session: SessionDep,
     _admin: AdminDep,
     _form: FormData = Depends(auth.verified_form),

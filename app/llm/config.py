@@ -27,10 +27,18 @@ class LLMConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    base_url: str = Field(description="OpenAI-compatible base URL, e.g. http://host:8000/v1")
-    model: str = Field(description="Model name sent with every request.")
+    base_url: str = Field(
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        max_length=500,
+        description="OpenAI-compatible base URL, e.g. http://host:8000/v1",
+    )
+    model: str = Field(
+        min_length=1, max_length=200, description="Model name sent with every request."
+    )
     api_key_env: str | None = Field(
         default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        max_length=200,
         description="Name of the environment variable holding the API key (never the key).",
     )
     structured_output: StructuredOutput = Field(

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from app.schemas.common import RequestModel
+from app.schemas.common import RequestModel, RowId
 
 
 class ValidationSpec(RequestModel):
@@ -80,7 +80,7 @@ class CalibrationSummary(BaseModel):
 
 
 class ReportQuery(RequestModel):
-    calibration_id: int | None = None
+    calibration_id: RowId | None = None
     n_bins: int = Field(default=15, ge=1, le=100)
     binning: Literal["uniform", "quantile"] = "uniform"
     n_boot: int = Field(default=200, ge=0, le=2000)

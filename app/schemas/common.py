@@ -6,6 +6,11 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 
+# Database row ids: anything outside a signed 64-bit integer cannot name a row (and would
+# overflow the driver), so it is a 422, not a 500.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+
 TASK_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 TaskName = Annotated[

@@ -15,6 +15,7 @@ from app.schemas.calibrations import (
     FitRequest,
     ReportQuery,
 )
+from app.schemas.common import RowId
 from app.services import calibration as calibration_service
 from app.services.tasks import active_calibration, get_task
 
@@ -87,7 +88,7 @@ def list_calibrations(name: str, session: SessionDep, _key: AnyKey) -> list[Cali
     "/calibrations/{calibration_id}", response_model=CalibrationOut, responses=error_responses(404)
 )
 def get_calibration(
-    name: str, calibration_id: int, session: SessionDep, _key: AnyKey
+    name: str, calibration_id: RowId, session: SessionDep, _key: AnyKey
 ) -> CalibrationOut:
     task = get_task(session, name)
     return calibration_out(calibration_service.get_calibration(session, task, calibration_id), name)
@@ -98,7 +99,9 @@ def get_calibration(
     response_model=CalibrationOut,
     responses=error_responses(403, 404, 409),
 )
-def activate(name: str, calibration_id: int, session: SessionDep, _key: AdminKey) -> CalibrationOut:
+def activate(
+    name: str, calibration_id: RowId, session: SessionDep, _key: AdminKey
+) -> CalibrationOut:
     task = get_task(session, name)
     calibration = calibration_service.get_calibration(session, task, calibration_id)
     calibration_service.activate(session, task, calibration)

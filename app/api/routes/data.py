@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep
 from app.api.errors import error_responses
 from app.errors import InvalidInputError, field_error
+from app.schemas.common import MAX_ROW_ID
 from app.schemas.data import ExampleOut, ExamplesIn, ImportResult, PredictionsIn
 from app.services import data as data_service
 from app.services.tasks import get_task
@@ -104,7 +105,7 @@ def list_examples(
     session: SessionDep,
     _key: AnyKey,
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_ROW_ID),
 ) -> list[ExampleOut]:
     task = get_task(session, name)
     return [

@@ -276,3 +276,15 @@ def test_database_allows_one_active_calibration_per_task(client, task, session_f
     finally:
         session.rollback()
         session.close()
+
+
+@pytest.mark.parametrize("bad_id", ["0", "99999999999999999999999", "abc"])
+def test_out_of_range_calibration_ids_are_422(client, task, bad_id):
+    for method, path in (
+        ("get", f"/tasks/t/calibrations/{bad_id}"),
+        ("post", f"/tasks/t/calibrations/{bad_id}/activate"),
+        ("get", f"/tasks/t/report?calibration_id={bad_id}"),
+    ):
+        r = getattr(client, method)(path)
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["error"]["code"] == "validation_error"
