@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
 
 # Database row ids: anything outside a signed 64-bit integer cannot name a row (and would
 # overflow the driver), so it is a 422, not a 500.
@@ -41,7 +41,27 @@ Label = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_n
 Probability = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
 
 
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_contains_nul(v) for v in value)
+    if isinstance(value, BaseModel):
+        return any(_contains_nul(v) for v in value.__dict__.values())
+    return False
+
+
 class RequestModel(BaseModel):
-    """Base of request bodies: unknown fields and non-finite numbers are rejected."""
+    """Base of request bodies: unknown fields, non-finite numbers and NUL characters (which
+    PostgreSQL cannot store in text) are rejected."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value: Any) -> Any:
+        if _contains_nul(value):
+            raise ValueError("must not contain NUL characters")
+        return value

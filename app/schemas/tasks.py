@@ -37,9 +37,11 @@ class TaskCreate(RequestModel):
 class TaskUpdate(RequestModel):
     """Fields that may change; labels are fixed for a task's lifetime."""
 
-    description: str | None = Field(default=None, max_length=5_000)
-    prompt_template: str | None = Field(default=None, max_length=50_000)
-    llm: LLMConfig | None = None
+    description: str = Field(default="", max_length=5_000)
+    prompt_template: str | None = Field(
+        default=None, max_length=50_000, description="null: back to the default prompt."
+    )
+    llm: LLMConfig | None = Field(default=None, description="null: no LLM (imports only).")
 
 
 class ActiveCalibrationSummary(BaseModel):

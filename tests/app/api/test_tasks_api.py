@@ -114,3 +114,23 @@ def test_principal_cache_expires(monkeypatch):
     now[0] += 10.5
     assert cache.get("vc_secret") is None
     assert keys.PrincipalCache(ttl_s=0).get("vc_secret") is None
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"description": None},
+        {"description": "bad\x00"},
+        {"prompt_template": "{text} {labels}\x00"},
+        {"llm": {"base_url": "http://1\u00f6/v1", "model": "m"}},
+        {"llm": {"base_url": "http://x/v1", "model": "m", "extra_body": {"k": "\x00"}}},
+        {"llm": {"base_url": "http://x/v1", "model": "m", "api_key_env": "NOT A NAME"}},
+        {"labels": ["x", "y"]},
+    ],
+)
+def test_invalid_patch_is_422_and_changes_nothing(client, patch):
+    assert client.post("/tasks", json={**TASK, "description": "kept"}).status_code == 201
+    r = client.patch("/tasks/tickets", json=patch)
+    assert r.status_code == 422, r.text
+    task = client.get("/tasks/tickets").json()
+    assert (task["description"], task["llm"], task["labels"]) == ("kept", None, TASK["labels"])
