@@ -36,7 +36,7 @@ from app.schemas.calibrate import (
     LLMInfo,
 )
 from app.services.data import RowErrors, text_hash, validate_distribution
-from app.services.tasks import task_llm_config, task_template
+from app.services.tasks import get_task, task_llm_config, task_template
 from calibrators import calibrator_from_dict
 
 _CACHE_SIZE = 256
@@ -290,6 +290,13 @@ async def elicit_item(
     elicited = _elicited_result(answer, task.labels, record_llm_call)
     elicited.text_hash = text_hash(item.text)
     return elicited
+
+
+def calibrate_given(session: Session, task_name: str, item: CalibrateItem) -> CalibrateResponse:
+    """Calibrate a distribution given in the request: all database work in one call."""
+    task = get_task(session, task_name)
+    elicited = Elicited(_from_probabilities(task, item.probabilities, None), None, None)
+    return respond(session, task, elicited, item.target_precision)
 
 
 def respond(

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 
 from app.api.deps import AnyKey, MetricsDep, SessionDep, SettingsDep, run_in_db_thread
 from app.api.errors import error_responses
-from app.errors import ServiceError
+from app.errors import NotFoundError, ServiceError
 from app.schemas.calibrate import (
     CalibrateBatchRequest,
     CalibrateBatchResponse,
@@ -31,19 +31,27 @@ async def calibrate(
     _key: AnyKey,
 ) -> CalibrateResponse:
     """Calibrated probabilities for a text (asks the task's LLM) or for given probabilities."""
-    # async: the LLM call is awaited; database work runs in the threadpool.
-    task = await run_in_db_thread(request, get_task, session, body.task)
+    # async: the LLM call is awaited; database work runs in a bounded thread pool, in one call
+    # when no LLM is involved.
     try:
-        elicited = await calibrate_service.elicit_item(
-            task, body, settings, metrics.record_llm_call
-        )
-        result = await run_in_db_thread(
-            request, calibrate_service.respond, session, task, elicited, body.target_precision
-        )
+        if body.probabilities is not None:
+            result = await run_in_db_thread(
+                request, calibrate_service.calibrate_given, session, body.task, body
+            )
+        else:
+            task = await run_in_db_thread(request, get_task, session, body.task)
+            elicited = await calibrate_service.elicit_item(
+                task, body, settings, metrics.record_llm_call
+            )
+            result = await run_in_db_thread(
+                request, calibrate_service.respond, session, task, elicited, body.target_precision
+            )
+    except NotFoundError:
+        raise  # an unknown task name is not a metric label
     except ServiceError as exc:
-        metrics.record_calibrate(task.name, exc.code)
+        metrics.record_calibrate(body.task, exc.code)
         raise
-    metrics.record_calibrate(task.name, "ok")
+    metrics.record_calibrate(body.task, "ok")
     return result
 
 
