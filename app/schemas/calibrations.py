@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.schemas.common import RequestModel, RowId
 
@@ -47,9 +47,12 @@ class FitRequest(RequestModel):
         return eps
 
 
-class CalibrationOut(BaseModel):
+class CalibrationBase(BaseModel):
+    """Fields every view of a calibration version has, read from the stored row."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
-    task: str
     version: int
     method: str
     objective: str | None
@@ -57,6 +60,10 @@ class CalibrationOut(BaseModel):
     eps: float | None
     is_active: bool
     created_at: datetime
+
+
+class CalibrationOut(CalibrationBase):
+    task: str
     activated_at: datetime | None
     fit_request: dict[str, Any]
     data: dict[str, Any]
@@ -64,15 +71,7 @@ class CalibrationOut(BaseModel):
     conventions: dict[str, Any]
 
 
-class CalibrationSummary(BaseModel):
-    id: int
-    version: int
-    method: str
-    objective: str | None
-    temperature: float | None
-    eps: float | None
-    is_active: bool
-    created_at: datetime
+class CalibrationSummary(CalibrationBase):
     n_fit: int
     n_eval: int
     ece_before: float | None

@@ -10,6 +10,7 @@ from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep
 from app.api.errors import error_responses
 from app.models import Calibration
 from app.schemas.calibrations import (
+    CalibrationBase,
     CalibrationOut,
     CalibrationSummary,
     FitRequest,
@@ -22,24 +23,22 @@ from app.services.tasks import active_calibration, get_task
 router = APIRouter(prefix="/tasks/{name}", tags=["calibrations"])
 
 
+# Stored with a calibration for the service's own use, too large for API answers.
+_INTERNAL_DATA_KEYS = ("eval_example_ids", "decision_curves")
+
+
+def _common_fields(calibration: Calibration) -> dict[str, Any]:
+    return CalibrationBase.model_validate(calibration).model_dump()
+
+
 def calibration_out(calibration: Calibration, task_name: str) -> CalibrationOut:
+    data = {k: v for k, v in calibration.data.items() if k not in _INTERNAL_DATA_KEYS}
     return CalibrationOut(
-        id=calibration.id,
+        **_common_fields(calibration),
         task=task_name,
-        version=calibration.version,
-        method=calibration.method,
-        objective=calibration.objective,
-        temperature=calibration.temperature,
-        eps=calibration.eps,
-        is_active=calibration.is_active,
-        created_at=calibration.created_at,
         activated_at=calibration.activated_at,
         fit_request=calibration.fit_request,
-        data={
-            k: v
-            for k, v in calibration.data.items()
-            if k not in ("eval_example_ids", "decision_curves")
-        },
+        data=data,
         metrics=calibration.metrics,
         conventions=calibration.conventions,
     )
@@ -47,14 +46,7 @@ def calibration_out(calibration: Calibration, task_name: str) -> CalibrationOut:
 
 def calibration_summary(calibration: Calibration) -> CalibrationSummary:
     return CalibrationSummary(
-        id=calibration.id,
-        version=calibration.version,
-        method=calibration.method,
-        objective=calibration.objective,
-        temperature=calibration.temperature,
-        eps=calibration.eps,
-        is_active=calibration.is_active,
-        created_at=calibration.created_at,
+        **_common_fields(calibration),
         n_fit=calibration.data.get("n_fit", 0),
         n_eval=calibration.data.get("n_eval", 0),
         ece_before=calibration.metrics.get("before", {}).get("ece"),

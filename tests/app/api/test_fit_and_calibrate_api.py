@@ -5,26 +5,7 @@ import json
 import numpy as np
 import pytest
 
-LABELS = ["a", "b", "c"]
-T0 = 2.5  # the verbalized distributions are softmax(T0 * z): overconfident by T0
-
-
-def overconfident_items(n: int, seed: int = 0) -> list[dict]:
-    rng = np.random.default_rng(seed)
-    z = rng.normal(scale=1.5, size=(n, len(LABELS)))
-    true = np.exp(z - z.max(axis=1, keepdims=True))
-    true /= true.sum(axis=1, keepdims=True)
-    y = np.array([rng.choice(len(LABELS), p=p) for p in true])
-    verbal = np.exp(T0 * (z - z.max(axis=1, keepdims=True)))
-    verbal /= verbal.sum(axis=1, keepdims=True)
-    return [
-        {
-            "text": f"text {i}",
-            "label": LABELS[y[i]],
-            "probabilities": dict(zip(LABELS, verbal[i], strict=False)),
-        }
-        for i in range(n)
-    ]
+from tests.app.factories import LABELS, T0, overconfident_items
 
 
 @pytest.fixture

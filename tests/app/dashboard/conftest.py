@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -14,9 +13,7 @@ from app.db import create_db_engine, transaction
 from app.models import Base
 from app.services import data as data_service
 from app.services import tasks as task_service
-
-LABELS = ["a", "b", "c"]
-T0 = 2.5  # verbalized distributions are softmax(T0 * z): overconfident by T0
+from tests.app.factories import LABELS, overconfident_items
 
 
 @pytest.fixture
@@ -55,24 +52,6 @@ def log_in(client: TestClient, key: str) -> None:
 def admin_client(browser_client, admin_key) -> TestClient:
     log_in(browser_client, admin_key)
     return browser_client
-
-
-def overconfident_items(n: int, seed: int = 0) -> list[dict]:
-    rng = np.random.default_rng(seed)
-    z = rng.normal(scale=1.5, size=(n, len(LABELS)))
-    true = np.exp(z - z.max(axis=1, keepdims=True))
-    true /= true.sum(axis=1, keepdims=True)
-    y = np.array([rng.choice(len(LABELS), p=p) for p in true])
-    verbal = np.exp(T0 * (z - z.max(axis=1, keepdims=True)))
-    verbal /= verbal.sum(axis=1, keepdims=True)
-    return [
-        {
-            "text": f"text {i}",
-            "label": LABELS[y[i]],
-            "probabilities": dict(zip(LABELS, verbal[i].tolist(), strict=True)),
-        }
-        for i in range(n)
-    ]
 
 
 @pytest.fixture

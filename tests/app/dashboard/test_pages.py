@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from app.db import transaction
 from app.models import Calibration, Example, Job
-from tests.app.dashboard.conftest import LABELS, T0, csrf_of, log_in
+from tests.app.dashboard.conftest import csrf_of, log_in
+from tests.app.factories import LABELS, T0
 
 TASK_PAGES = ["", "/fit", "/operating-points", "/versions", "/monitoring"]
 
