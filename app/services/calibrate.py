@@ -201,9 +201,8 @@ def _record_llm_calls(elicitation, record: LLMCallRecorder | None) -> None:
         record(outcome, (sample.latency_ms or 0.0) / 1000)
 
 
-def _elicited_result(
-    elicitation, labels: Sequence[str], record: LLMCallRecorder | None = None
-) -> Elicited:
+def _elicited_result(elicitation, text: str, record: LLMCallRecorder | None = None) -> Elicited:
+    """The LLM's distribution for ``text``, or the typed failure as a 502/504 error."""
     _record_llm_calls(elicitation, record)
     if elicitation.probabilities is None:
         error = elicitation.error
@@ -223,7 +222,7 @@ def _elicited_result(
             samples=len(samples),
             repairs=repairs,
         ),
-        text_hash=None,
+        text_hash=text_hash(text),
     )
 
 
@@ -287,9 +286,7 @@ async def elicit_item(
         return Elicited(_from_probabilities(task, item.probabilities, row), None, None)
     _check_text(item.text, settings)
     answer = await _llm_client(task).elicit(item.text, list(task.labels))
-    elicited = _elicited_result(answer, task.labels, record_llm_call)
-    elicited.text_hash = text_hash(item.text)
-    return elicited
+    return _elicited_result(answer, item.text, record_llm_call)
 
 
 def calibrate_given(session: Session, task_name: str, item: CalibrateItem) -> CalibrateResponse:
@@ -342,8 +339,7 @@ async def elicit_batch(
             answers = await client.elicit_many(texts, list(task.labels))
             for index, answer in zip(text_items, answers, strict=True):
                 try:
-                    outcomes[index] = _elicited_result(answer, task.labels, record_llm_call)
-                    outcomes[index].text_hash = text_hash(items[index].text)
+                    outcomes[index] = _elicited_result(answer, items[index].text, record_llm_call)
                 except ServiceError as exc:
                     outcomes[index] = exc
     return outcomes
