@@ -48,6 +48,8 @@ def _contains_nul(value: Any) -> bool:
         return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
     if isinstance(value, list | tuple):
         return any(_contains_nul(v) for v in value)
+    if isinstance(value, RequestModel):  # already checked when it was validated
+        return False
     if isinstance(value, BaseModel):
         return any(_contains_nul(v) for v in value.__dict__.values())
     return False

@@ -34,6 +34,7 @@ from calibrators import (
     calibration_report,
     calibrator_from_dict,
 )
+from calibrators.thresholds import precision_recall_points
 
 DEFAULT_VECTOR_EPS = 1e-3
 MAX_DECISION_POINTS = 2_000
@@ -198,15 +199,9 @@ def decision_curves(P: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> dict
     """
     curves: dict[str, Any] = {}
     for k, label in enumerate(labels):
-        scores = P[:, k]
-        positive = (y == k).astype(np.float64)
-        order = np.argsort(-scores, kind="stable")
-        s, pos = scores[order], positive[order]
-        last_of_run = np.r_[s[1:] != s[:-1], True]
-        tp = np.cumsum(pos)[last_of_run]
-        predicted = np.arange(1, len(s) + 1)[last_of_run]
-        thresholds = s[last_of_run]
-        precision = tp / predicted
+        points = precision_recall_points(P[:, k], y == k)
+        # Subsampled in descending threshold order, then stored ascending.
+        thresholds, precision = points.thresholds[::-1], points.precision[::-1]
         if len(thresholds) > MAX_DECISION_POINTS:
             keep = np.unique(np.linspace(0, len(thresholds) - 1, MAX_DECISION_POINTS).astype(int))
             thresholds, precision = thresholds[keep], precision[keep]
@@ -408,12 +403,10 @@ def task_report(
     validation = stored["validation"]
     fit_request = calibration.fit_request
     if validation.get("folds"):
-        everything = load_labelled(session, task, stored["source"], answer_key=key)
-        _, evaluator, _, _, _ = _evaluate(
-            everything, calibration.method, fit_request["objective"], fit_request["eps"], validation
+        # Out-of-fold scores are recomputed on the rows the fit used (all were evaluated).
+        _, calibrator, _, _, _ = _evaluate(
+            data, calibration.method, fit_request["objective"], fit_request["eps"], validation
         )
-        calibrator = evaluator
-        data = everything
     else:
         calibrator = served_calibrator(calibration)
     report = calibration_report(

@@ -124,13 +124,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a valid number")
 
 
-def csv_probability_row(row: dict[str, Any], labels: Sequence[str]) -> dict[str, Any]:
+_CSV_ITEM_COLUMNS = ("text", "example_id", "label")
+
+
+def csv_probability_row(row: dict[str, Any]) -> dict[str, Any]:
     """Turn a flat CSV prediction row (one column per label) into the JSON item shape."""
-    item: dict[str, Any] = {k: v for k, v in row.items() if k in ("text", "example_id", "label")}
-    item = {k: v for k, v in item.items() if v not in ("", None)}
+    item = {k: v for k, v in row.items() if k in _CSV_ITEM_COLUMNS and v not in ("", None)}
     probabilities: dict[str, Any] = {}
     for key, value in row.items():
-        if key in ("text", "example_id", "label") or key == "__error__":
+        if key in _CSV_ITEM_COLUMNS or key == "__error__":
             continue
         try:
             probabilities[key] = float(value) if value not in ("", None) else value

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep
 from app.api.errors import error_responses
+from app.config import Settings
 from app.errors import InvalidInputError, field_error
+from app.models import Task
 from app.schemas.common import MAX_ROW_ID
-from app.schemas.data import ExampleOut, ExamplesIn, ImportResult, PredictionsIn
+from app.schemas.data import ExampleOut, ImportResult
 from app.services import data as data_service
 from app.services.tasks import get_task
 
@@ -41,8 +45,8 @@ def _upload_doc(model: str) -> dict[str, Any]:
     return json.loads(json.dumps(_UPLOAD_BODY).replace("{model}", model))
 
 
-async def _read_rows(request: Request, json_key: str, model) -> tuple[list[Any], bool]:
-    """Rows from a JSON body (validated by ``model``), a raw CSV/JSONL body, or a multipart file.
+async def _read_rows(request: Request, json_key: str) -> tuple[list[Any], bool]:
+    """Rows from a JSON body (its ``json_key`` list), a raw CSV/JSONL body, or a multipart file.
 
     Returns (rows, from_csv).
     """
@@ -80,6 +84,17 @@ async def _read_rows(request: Request, json_key: str, model) -> tuple[list[Any],
     return data_service.parse_upload(body, content_type), "csv" in content_type
 
 
+def _import(
+    session: Session,
+    name: str,
+    rows: list[Any],
+    settings: Settings,
+    importer: Callable[[Session, Task, list[Any], Settings], ImportResult],
+) -> ImportResult:
+    """Run an all-or-nothing import service on the named task (blocking: call in a thread)."""
+    return importer(session, get_task(session, name), rows, settings)
+
+
 @router.post(
     "/examples",
     response_model=ImportResult,
@@ -90,13 +105,10 @@ async def _read_rows(request: Request, json_key: str, model) -> tuple[list[Any],
 async def import_examples(
     name: str, request: Request, session: SessionDep, settings: SettingsDep, _key: AdminKey
 ) -> ImportResult:
-    rows, _ = await _read_rows(request, "examples", ExamplesIn)
-
-    def run() -> ImportResult:
-        task = get_task(session, name)
-        return data_service.import_examples(session, task, rows, settings)
-
-    return await run_in_threadpool(run)
+    rows, _ = await _read_rows(request, "examples")
+    return await run_in_threadpool(
+        _import, session, name, rows, settings, data_service.import_examples
+    )
 
 
 @router.get("/examples", response_model=list[ExampleOut], responses=error_responses(404))
@@ -124,13 +136,9 @@ def list_examples(
 async def import_predictions(
     name: str, request: Request, session: SessionDep, settings: SettingsDep, _key: AdminKey
 ) -> ImportResult:
-    rows, from_csv = await _read_rows(request, "items", PredictionsIn)
-
-    def run() -> ImportResult:
-        task = get_task(session, name)
-        items = (
-            [data_service.csv_probability_row(r, task.labels) for r in rows] if from_csv else rows
-        )
-        return data_service.import_predictions(session, task, items, settings)
-
-    return await run_in_threadpool(run)
+    rows, from_csv = await _read_rows(request, "items")
+    if from_csv:
+        rows = [data_service.csv_probability_row(r) for r in rows]
+    return await run_in_threadpool(
+        _import, session, name, rows, settings, data_service.import_predictions
+    )
