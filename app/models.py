@@ -92,6 +92,18 @@ class Example(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+# What identifies one stored answer (the unique key of `elicitations`).
+ANSWER_KEY_COLUMNS = (
+    "task_id",
+    "text_hash",
+    "base_url",
+    "model",
+    "prompt_version",
+    "params_fingerprint",
+    "sample_index",
+)
+
+
 class Elicitation(Base):
     """One stored answer: an LLM sample, or a distribution imported from elsewhere.
 
@@ -102,16 +114,7 @@ class Elicitation(Base):
 
     __tablename__ = "elicitations"
     __table_args__ = (
-        UniqueConstraint(
-            "task_id",
-            "text_hash",
-            "base_url",
-            "model",
-            "prompt_version",
-            "params_fingerprint",
-            "sample_index",
-            name="uq_elicitations_answer_key",
-        ),
+        UniqueConstraint(*ANSWER_KEY_COLUMNS, name="uq_elicitations_answer_key"),
         Index("ix_elicitations_task_config", "task_id", "base_url", "model", "prompt_version"),
     )
 

@@ -21,22 +21,12 @@ from app.config import Settings
 from app.errors import ConflictError, InvalidInputError, field_error
 from app.llm.client import Elicitation as ElicitationResult
 from app.llm.client import SampleRecord
-from app.models import Elicitation, Example, Job, Task, utcnow
+from app.models import ANSWER_KEY_COLUMNS, Elicitation, Example, Job, Task, utcnow
 from app.services.tasks import LLM_SOURCE, AnswerKey, answer_key_filter, current_answer_key
 
 ELICITATION_JOB = "elicitation"
 ACTIVE_JOB_STATUSES = ("queued", "running")
 ANSWERED_STATUSES = ("ok", "repaired")
-
-_ANSWER_KEY_COLUMNS = (
-    "task_id",
-    "text_hash",
-    "base_url",
-    "model",
-    "prompt_version",
-    "params_fingerprint",
-    "sample_index",
-)
 
 
 def active_job(session: Session, task: Task) -> Job | None:
@@ -186,9 +176,9 @@ def store_samples(
         return
     insert = _insert_for(session)
     statement = insert(Elicitation.__table__).values(rows)
-    replaceable = set(rows[0]) - set(_ANSWER_KEY_COLUMNS)
+    replaceable = set(rows[0]) - set(ANSWER_KEY_COLUMNS)
     statement = statement.on_conflict_do_update(
-        index_elements=list(_ANSWER_KEY_COLUMNS),
+        index_elements=list(ANSWER_KEY_COLUMNS),
         set_={column: statement.excluded[column] for column in replaceable},
         where=Elicitation.__table__.c.status == "failed",
     )
