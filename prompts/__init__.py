@@ -6,12 +6,20 @@ template format and versioning, ``prompts.schema`` for the structured-output req
 """
 
 from prompts.parser import ParseResult, parse_distribution
-from prompts.schema import STRUCTURED_OUTPUT_MODES, build_response_schema, response_format_for
+from prompts.schema import (
+    REASONING_KEY,
+    STRUCTURED_OUTPUT_MODES,
+    build_response_schema,
+    response_format_for,
+)
 from prompts.templates import (
     DEFAULT_TEMPLATE_NAME,
+    RecoveredPrompt,
     Template,
     TemplateError,
+    default_template,
     load_template,
+    prompt_version,
     recover_prompt_fields,
     render_messages,
     template_from_text,
@@ -19,12 +27,16 @@ from prompts.templates import (
 
 __all__ = [
     "DEFAULT_TEMPLATE_NAME",
+    "REASONING_KEY",
     "STRUCTURED_OUTPUT_MODES",
     "ParseResult",
+    "RecoveredPrompt",
     "Template",
     "TemplateError",
     "build_response_schema",
+    "default_template",
     "load_template",
+    "prompt_version",
     "parse_distribution",
     "recover_prompt_fields",
     "render_messages",

@@ -29,6 +29,18 @@ Versioning
 ``Template.version`` is ``"sha256:"`` followed by the first 12 hex digits of the SHA-256 of the
 raw template text encoded as UTF-8, e.g. ``"sha256:3f2a9c01b7de"``. Any edit, even whitespace, is a
 new version; the same text has the same version whatever the template is called.
+
+The *prompt* version, which keys stored answers, covers the template and the answer schema's
+flavour (``prompt_version``): without reasoning it is the template's version; with reasoning it
+is the version of the template text followed by ``REASONING_FLAVOUR_MARK``. Answers asked with and
+without the reasoning property are therefore never mixed in one fit, even under one template.
+
+Default templates
+-----------------
+``default`` asks for one object with a probability per label; ``default-reasoning`` asks for the
+same object with a ``"reasoning"`` string first (the reasoning flavour of ``prompts.schema``).
+``default_template(reasoning=...)`` picks one; a task's own template is used as written in both
+flavours (with reasoning on, it should ask for the ``"reasoning"`` key itself).
 """
 
 from __future__ import annotations
@@ -40,17 +52,22 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
+    "DEFAULT_REASONING_TEMPLATE_NAME",
     "DEFAULT_TEMPLATE_NAME",
     "LABELS_PLACEHOLDER",
+    "REASONING_FLAVOUR_MARK",
     "SYSTEM_MARKER",
     "TEXT_PLACEHOLDER",
     "USER_MARKER",
+    "RecoveredPrompt",
     "Template",
     "TemplateError",
+    "default_template",
     "load_template",
+    "prompt_version",
     "recover_prompt_fields",
     "render_messages",
     "template_from_text",
@@ -58,6 +75,8 @@ __all__ = [
 ]
 
 DEFAULT_TEMPLATE_NAME = "default"
+DEFAULT_REASONING_TEMPLATE_NAME = "default-reasoning"
+REASONING_FLAVOUR_MARK = "\n=== answer schema: reasoning first ===\n"
 LABELS_PLACEHOLDER = "{labels}"
 TEXT_PLACEHOLDER = "{text}"
 SYSTEM_MARKER = "=== system ==="
@@ -82,10 +101,30 @@ class Template:
     version: str
 
 
+class RecoveredPrompt(NamedTuple):
+    """What ``recover_prompt_fields`` reads back from a default prompt."""
+
+    text: str
+    labels: list[str]
+    reasoning: bool
+
+
 def template_version(text: str) -> str:
     """Return the content-hash version of a template text: ``"sha256:<12 hex digits>"``."""
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return f"sha256:{digest[:_VERSION_HEX_DIGITS]}"
+
+
+def prompt_version(template: Template, *, reasoning: bool) -> str:
+    """The version that keys answers: the template's, or with the reasoning flavour mixed in."""
+    if not reasoning:
+        return template.version
+    return template_version(template.text + REASONING_FLAVOUR_MARK)
+
+
+def default_template(*, reasoning: bool = False) -> Template:
+    """The packaged default template of a flavour (see "Default templates" above)."""
+    return load_template(DEFAULT_REASONING_TEMPLATE_NAME if reasoning else DEFAULT_TEMPLATE_NAME)
 
 
 def template_from_text(text: str, name: str = "custom") -> Template:
@@ -146,16 +185,21 @@ def render_messages(template: Template, text: str, labels: Sequence[str]) -> lis
     return messages
 
 
-def recover_prompt_fields(messages: Any) -> tuple[str, list[str]] | None:
-    """Invert ``render_messages`` for the default template.
+def recover_prompt_fields(messages: Any) -> RecoveredPrompt | None:
+    """Invert ``render_messages`` for the default templates.
 
-    Given the messages ``render_messages(load_template(), text, labels)`` produced, return
-    ``(text, labels)`` exactly; return ``None`` for anything else (other templates, edited
-    messages, other shapes). Exact for every text, including ones containing ``</text>``, braces
-    or the placeholders: the labels are read as one JSON value right after the fixed prefix, and
-    the text is what lies between the fixed literal after the labels and the fixed suffix.
+    Given the messages ``render_messages(default_template(reasoning=r), text, labels)`` produced,
+    return ``(text, labels, r)`` exactly; return ``None`` for anything else (other templates,
+    edited messages, other shapes). Exact for every text, including ones containing ``</text>``,
+    braces or the placeholders: the labels are read as one JSON value right after the fixed
+    prefix, and the text is what lies between the fixed literal after the labels and the fixed
+    suffix.
     """
-    return _recover_fields(load_template(), messages)
+    for reasoning in (False, True):
+        fields = _recover_fields(default_template(reasoning=reasoning), messages)
+        if fields is not None:
+            return RecoveredPrompt(*fields, reasoning)
+    return None
 
 
 def _recover_fields(template: Template, messages: Any) -> tuple[str, list[str]] | None:

@@ -5,13 +5,20 @@ import math
 
 import pytest
 
-from prompts import STRUCTURED_OUTPUT_MODES, build_response_schema, response_format_for
+from prompts import (
+    REASONING_KEY,
+    STRUCTURED_OUTPUT_MODES,
+    build_response_schema,
+    response_format_for,
+)
 
 LABELS = ["billing", "technical support", "compte"]
 
 
 def schema_errors(instance: object, schema: dict) -> list[str]:
     """Validate the subset of JSON Schema that build_response_schema uses."""
+    if schema.get("type") == "string":
+        return [] if isinstance(instance, str) else [f"{instance!r} is not a string"]
     if schema.get("type") == "number":
         is_number = isinstance(instance, int | float) and not isinstance(instance, bool)
         return [] if is_number and math.isfinite(instance) else [f"{instance!r} is not a number"]
@@ -106,3 +113,44 @@ def test_every_documented_mode_is_accepted():
     assert STRUCTURED_OUTPUT_MODES == ("json_schema", "json_object", "none")
     for mode in STRUCTURED_OUTPUT_MODES:
         response_format_for(mode, LABELS)
+
+
+# --- reasoning flavour ------------------------------------------------------------------------
+
+
+def test_reasoning_schema_puts_a_required_reasoning_string_first():
+    schema = build_response_schema(["b", "a"], reasoning=True)
+    assert schema == {
+        "type": "object",
+        "properties": {
+            "reasoning": {"type": "string"},
+            "b": {"type": "number"},
+            "a": {"type": "number"},
+        },
+        "required": ["reasoning", "b", "a"],
+        "additionalProperties": False,
+    }
+    assert list(schema["properties"])[0] == REASONING_KEY == "reasoning"
+
+
+def test_reasoning_schema_validates_the_reasoning_answer():
+    schema = build_response_schema(LABELS, reasoning=True)
+    answer = {"reasoning": "about money", "billing": 0.8, "technical support": 0.1, "compte": 0.1}
+    assert schema_errors(answer, schema) == []
+    without = {key: value for key, value in answer.items() if key != "reasoning"}
+    assert schema_errors(without, schema) == ["missing 'reasoning'"]
+    assert schema_errors({**answer, "reasoning": 0.5}, schema) == ["0.5 is not a string"]
+    assert schema_errors(answer, build_response_schema(LABELS)) == ["unexpected 'reasoning'"]
+
+
+def test_reasoning_schema_refuses_a_label_named_reasoning():
+    with pytest.raises(ValueError, match="clashes with the reasoning property"):
+        build_response_schema(["reasoning", "other"], reasoning=True)
+    assert "reasoning" in build_response_schema(["reasoning", "other"])["required"]
+
+
+def test_response_format_carries_the_reasoning_flavour_only_in_json_schema_mode():
+    strict = response_format_for("json_schema", LABELS, reasoning=True)
+    assert strict["json_schema"]["schema"] == build_response_schema(LABELS, reasoning=True)
+    assert response_format_for("json_object", LABELS, reasoning=True) == {"type": "json_object"}
+    assert response_format_for("none", LABELS, reasoning=True) is None

@@ -12,12 +12,14 @@ from prompts import (
     DEFAULT_TEMPLATE_NAME,
     Template,
     TemplateError,
+    default_template,
     load_template,
+    prompt_version,
     recover_prompt_fields,
     render_messages,
     template_from_text,
 )
-from prompts.templates import template_version
+from prompts.templates import REASONING_FLAVOUR_MARK, template_version
 
 LABELS = ["billing", "technical", "not spam"]
 VERSION_FORMAT = re.compile(r"sha256:[0-9a-f]{12}")
@@ -215,7 +217,7 @@ def test_rendering_rejects_a_non_string_text():
 @given(text=tricky_texts, labels=label_lists)
 def test_recovery_inverts_default_rendering_exactly(text, labels):
     messages = render_messages(load_template(), text, labels)
-    assert recover_prompt_fields(messages) == (text, labels)
+    assert recover_prompt_fields(messages) == (text, labels, False)
 
 
 @pytest.mark.parametrize(
@@ -234,12 +236,16 @@ def test_recovery_inverts_default_rendering_exactly(text, labels):
 )
 def test_recovery_handles_delimiters_and_placeholders_inside_the_text(text):
     labels = ["</text>", "{text}", "not spam", 'quote"d']
-    assert recover_prompt_fields(render_messages(load_template(), text, labels)) == (text, labels)
+    assert recover_prompt_fields(render_messages(load_template(), text, labels)) == (
+        text,
+        labels,
+        False,
+    )
 
 
 def test_recovery_accepts_tuples_of_messages():
     messages = tuple(render_messages(load_template(), "t", LABELS))
-    assert recover_prompt_fields(messages) == ("t", LABELS)
+    assert recover_prompt_fields(messages) == ("t", LABELS, False)
 
 
 def _default_messages() -> list[dict]:
@@ -307,3 +313,34 @@ def test_recovery_never_raises_on_arbitrary_structures(messages):
 def test_template_fields_are_plain_strings():
     template = Template(name="x", text="{labels}{text}", version=template_version("{labels}{text}"))
     assert template == template_from_text("{labels}{text}", name="x")
+
+
+# --- the reasoning flavour ---------------------------------------------------------------------
+
+
+def test_default_templates_of_both_flavours():
+    plain, reasoning = default_template(), default_template(reasoning=True)
+    assert plain == load_template() and plain.name == "default"
+    assert reasoning.name == "default-reasoning"
+    assert '"reasoning"' in reasoning.text and '"reasoning"' not in plain.text
+    assert plain.version != reasoning.version
+
+
+def test_prompt_version_covers_template_and_schema_flavour():
+    template = template_from_text("=== user ===\n{labels}\n{text}")
+    assert prompt_version(template, reasoning=False) == template.version
+    flavoured = prompt_version(template, reasoning=True)
+    assert flavoured == template_version(template.text + REASONING_FLAVOUR_MARK)
+    assert flavoured != template.version
+    assert flavoured.startswith("sha256:") and len(flavoured) == len("sha256:") + 12
+    other = template_from_text("=== user ===\n{labels}\n{text}\n")
+    assert prompt_version(other, reasoning=True) != flavoured
+
+
+@given(text=tricky_texts, labels=label_lists)
+def test_recovery_tells_the_reasoning_template_apart(text, labels):
+    recovered = recover_prompt_fields(
+        render_messages(default_template(reasoning=True), text, labels)
+    )
+    assert recovered == (text, labels, True)
+    assert recovered.reasoning is True and recovered.text == text and recovered.labels == labels
