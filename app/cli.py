@@ -248,7 +248,13 @@ def simulate_llm(
     t0: Annotated[float, typer.Option(help="Overconfidence: states posterior**t0.")] = 2.0,
     rounding: Annotated[float, typer.Option(help="Rounding grid; 0 = none.")] = 0.05,
     decimals: Annotated[int, typer.Option(help="Most decimals printed.")] = 4,
-    style: Annotated[str, typer.Option(help="json, fenced, prose, percent or mixed.")] = "json",
+    style: Annotated[
+        str,
+        typer.Option(
+            help="json, fenced, prose, percent, reasoning_answer, broken_quote (the styles of "
+            "real models' answers) or mixed."
+        ),
+    ] = "json",
     noise: Annotated[float, typer.Option(help="Log-prob noise std at temperature 1.")] = 0.15,
     delay: Annotated[float, typer.Option(help="Seconds before every answer.")] = 0.0,
     rate_429: Annotated[float, typer.Option(help="Share of 429 answers.")] = 0.0,
@@ -260,6 +266,9 @@ def simulate_llm(
     reject_n: Annotated[
         bool, typer.Option("--reject-n/--accept-n", help="400 for n > 1, like vLLM.")
     ] = True,
+    reject_json_schema: Annotated[
+        bool, typer.Option(help="HTTP 500 to json_schema, like llama-cpp-python.")
+    ] = False,
     slow: Annotated[float, typer.Option(help="Wait of the 'slow' fault (s).")] = 2.0,
     hang: Annotated[float, typer.Option(help="Wait of the 'timeout' fault (s).")] = 60.0,
     fault_seed: Annotated[int, typer.Option(help="Seed of the random faults.")] = 0,
@@ -284,6 +293,7 @@ def simulate_llm(
             rate_missing_label=rate_missing_label,
             rate_prose=rate_prose,
             reject_n=reject_n,
+            reject_json_schema=reject_json_schema,
             slow_s=slow,
             hang_s=hang,
             fault_seed=fault_seed,

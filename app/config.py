@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     max_text_length: int = Field(default=20_000, ge=1, description="Longest accepted text.")
     max_batch_size: int = Field(default=1_000, ge=1, description="Most items in one batch call.")
     max_upload_rows: int = Field(default=100_000, ge=1, description="Most rows in one import.")
+    reasoning_max_chars: int = Field(
+        default=2_000,
+        ge=0,
+        description="Longest model reasoning returned by /calibrate (`llm.reasoning`); the "
+        "stored answer keeps all of it.",
+    )
     min_fit_examples: int = Field(
         default=20, ge=2, description="Fewest labelled distributions a fit accepts."
     )

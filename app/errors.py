@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.llm.errors import LLMError
+
 
 class ServiceError(Exception):
     """Base class: an HTTP status, a stable machine-readable code and a human message."""
@@ -50,16 +52,23 @@ class PermissionDeniedError(ServiceError):
 
 
 class UpstreamLLMError(ServiceError):
-    """The task's LLM failed after retries (502), or timed out (504)."""
+    """The task's LLM failed: ``llm_timeout`` (504) for a timeout; ``unsupported_structured_output``
+    (502) when the server rejects the structured-output mode; ``llm_error`` (502) otherwise.
+
+    ``details`` is the typed LLM error (kind, status code, message, excerpt of the answer).
+    """
 
     status_code = 502
     code = "llm_error"
 
-    def __init__(self, message: str, details: Any = None, *, timeout: bool = False) -> None:
-        super().__init__(message, details)
-        if timeout:
+    def __init__(self, error: LLMError) -> None:
+        super().__init__(f"LLM {error.kind}: {error.message}", error.to_dict())
+        self.llm_error = error
+        if error.kind == "timeout":
             self.status_code = 504
             self.code = "llm_timeout"
+        elif error.kind == "unsupported_structured_output":
+            self.code = error.kind
 
 
 def field_error(field: str, message: str, row: int | None = None) -> dict[str, Any]:

@@ -134,6 +134,8 @@ class Elicitation(Base):
     probabilities: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     raw_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     repairs: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    reasoning: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answer_agrees: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     response_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)

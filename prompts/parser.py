@@ -80,6 +80,9 @@ class ParseResult:
     probabilities: dict[str, float] | None
     repairs: tuple[str, ...] = ()
     reason: str | None = None
+    reasoning: str | None = None
+    answer_label: str | None = None
+    answer_agrees: bool | None = None
 
     @property
     def succeeded(self) -> bool:

@@ -41,7 +41,7 @@ from app.db import create_db_engine, create_session_factory, transaction
 from app.llm.client import Elicitation as ElicitationResult
 from app.llm.client import LLMClient, aclose_endpoint_clients
 from app.llm.config import LLMConfig
-from app.llm.errors import LLMError
+from app.llm.errors import FATAL_KINDS, LLMError
 from app.models import Example, Job, Task, utcnow
 from app.services.elicitation import missing_work, store_answers
 from app.services.tasks import AnswerKey, current_answer_key, task_llm_config, task_template
@@ -210,23 +210,35 @@ class Worker:
                         return
                 batch = plan.items[start : start + size]
                 results = await self._elicit_batch(plan, batch)
-                self._commit_batch(plan, batch, results)
+                asked = [(item, r) for item, r in zip(batch, results, strict=True) if r is not None]
+                self._commit_batch(plan, [item for item, _ in asked], [r for _, r in asked])
+                fatal = next((e for e in map(_fatal_error, results) if e is not None), None)
+                if fatal is not None:
+                    self._finish(plan.job_id, "failed", error=f"stopped: {fatal}")
+                    return
             self._finish(plan.job_id, "succeeded")
         finally:
             await aclose_endpoint_clients()
 
     async def _elicit_batch(
         self, plan: _JobPlan, batch: Sequence[_WorkItem]
-    ) -> list[ElicitationResult | LLMError]:
+    ) -> list[ElicitationResult | LLMError | None]:
+        """Each item's result; None for items not asked because a fatal error came first."""
         in_flight = asyncio.Semaphore(plan.config.concurrency)
+        stop = asyncio.Event()
 
-        async def ask(item: _WorkItem) -> ElicitationResult | LLMError:
+        async def ask(item: _WorkItem) -> ElicitationResult | LLMError | None:
             async with in_flight:
+                if stop.is_set():
+                    return None
                 try:
-                    return await plan.client.elicit(item.text, plan.labels, item.sample_indices)
+                    result = await plan.client.elicit(item.text, plan.labels, item.sample_indices)
                 except Exception as exc:  # one broken item must not sink the batch
                     logger.exception("elicitation crashed for example %s", item.example_id)
                     return LLMError("http_error", f"unexpected {type(exc).__name__}: {exc}")
+                if _fatal_error(result) is not None:
+                    stop.set()
+                return result
 
         return list(await asyncio.gather(*(ask(item) for item in batch)))
 
@@ -338,6 +350,12 @@ class Worker:
                 continue
             self.run_job(job_id)
         logger.info("worker %s stopped", self.worker_id)
+
+
+def _fatal_error(result: ElicitationResult | LLMError | None) -> LLMError | None:
+    """The error of a result that every other request would repeat (``FATAL_KINDS``)."""
+    error = result if isinstance(result, LLMError) else getattr(result, "error", None)
+    return error if error is not None and error.kind in FATAL_KINDS else None
 
 
 def _first_sample_error(result: ElicitationResult) -> tuple[int | None, dict[str, Any]] | None:

@@ -20,6 +20,15 @@ Answer policy, for k samples (k calls with seeds seed+i; ``n`` is never sent):
 - A sample fails as ``truncated`` on ``finish_reason == "length"``, as ``refused`` on a refusal
   or ``finish_reason == "content_filter"``, as ``unparseable`` when the parser fails; transport
   failures keep their kind after the retries run out.
+- A server that rejects the structured-output mode fails at once, without retries, as
+  ``unsupported_structured_output``: an HTTP 400, 422, 500 or 501 to a request that carried a
+  ``response_format``, whose body mentions one of ``STRUCTURED_OUTPUT_WORDS`` (llama-cpp-python
+  answers 500 to ``json_schema``; a 400 about something else, such as an unknown model, stays an
+  ``http_error``).
+- Each parsed sample keeps the model's ``reasoning`` and whether a field naming a label (such as
+  ``"Answer"``) agrees with the argmax (``answer_agrees``). The item's ``reasoning`` is the first
+  parsed sample's; its ``answer_agrees`` is None when no parsed sample named a label, else
+  whether all that did agree.
 - The item's distribution is the mean of the parsed samples' distributions when at least one
   sample parsed; the failed samples stay in ``samples`` with their error (``failed_samples``
   counts them) and can be re-asked alone with ``sample_indices``. Status is ``repaired`` when any
@@ -60,6 +69,8 @@ except ImportError:  # pragma: no cover - depends on the installed openai
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+STRUCTURED_OUTPUT_REJECTION_STATUS = frozenset({400, 422, 500, 501})
+STRUCTURED_OUTPUT_WORDS = ("response_format", "json_schema", "json_object", "schema", "grammar")
 _POOL_CONNECTIONS = 512  # above the largest allowed concurrency, so the pool never throttles
 
 ProgressCallback = Callable[[int, int, int], None]
@@ -101,6 +112,8 @@ class SampleRecord:
     repairs: list[str] = field(default_factory=list)
     reason: str | None = None
     probabilities: list[float] | None = None
+    reasoning: str | None = None
+    answer_agrees: bool | None = None
     error: dict[str, Any] | None = None
     attempts: int = 0
 
@@ -122,6 +135,17 @@ class Elicitation:
     @property
     def failed_samples(self) -> int:
         return sum(1 for sample in self.samples if not sample.parsed)
+
+    @property
+    def reasoning(self) -> str | None:
+        """The first parsed sample's reasoning (None when none gave one)."""
+        return next((s.reasoning for s in self.samples if s.parsed and s.reasoning), None)
+
+    @property
+    def answer_agrees(self) -> bool | None:
+        """None when no parsed sample named a label, else whether all that did agree."""
+        stated = [s.answer_agrees for s in self.samples if s.parsed and s.answer_agrees is not None]
+        return all(stated) if stated else None
 
 
 def parse_retry_after(headers: Any) -> float | None:
@@ -298,8 +322,10 @@ class LLMClient:
             except openai.OpenAIError as exc:
                 record.latency_ms = (time.perf_counter() - started) * 1000
                 error, retry_after = _transport_error(exc, api_key)
+                if self.config.structured_output != "none" and _rejects_structured_output(error):
+                    error = _unsupported_structured_output(error, self.config.structured_output)
                 retryable = error.kind in ("unreachable", "timeout", "rate_limited") or (
-                    error.status_code in RETRYABLE_STATUS
+                    error.kind == "http_error" and error.status_code in RETRYABLE_STATUS
                 )
                 if retryable and attempt < self.config.max_retries:
                     wait = self.retry_policy.wait_s(attempt, retry_after)
@@ -342,7 +368,9 @@ class LLMClient:
         }
         if seed is not None:
             body["seed"] = seed
-        response_format = response_format_for(config.structured_output, labels)
+        response_format = response_format_for(
+            config.structured_output, labels, reasoning=config.reasoning
+        )
         if response_format is not None:
             body["response_format"] = response_format
         body.update(config.extra_body)
@@ -400,6 +428,8 @@ class LLMClient:
             record.error = error.to_dict()
             return
         record.probabilities = [float(p) for p in parsed.as_list()]
+        record.reasoning = parsed.reasoning
+        record.answer_agrees = parsed.answer_agrees
 
 
 def _transport_error(exc: openai.OpenAIError, api_key: str) -> tuple[LLMError, float | None]:
@@ -423,6 +453,25 @@ def _transport_error(exc: openai.OpenAIError, api_key: str) -> tuple[LLMError, f
         return error, parse_retry_after(exc.response.headers)
     message = scrub(str(exc), secrets) or type(exc).__name__
     return LLMError("http_error", f"{type(exc).__name__}: {message}"[:RAW_EXCERPT_LIMIT]), None
+
+
+def _rejects_structured_output(error: LLMError) -> bool:
+    """Whether an HTTP error is a server refusing ``response_format`` (see the module doc)."""
+    if error.status_code not in STRUCTURED_OUTPUT_REJECTION_STATUS:
+        return False
+    said = f"{error.message} {error.raw_excerpt or ''}".lower()
+    return any(word in said for word in STRUCTURED_OUTPUT_WORDS)
+
+
+def _unsupported_structured_output(error: LLMError, mode: str) -> LLMError:
+    return LLMError(
+        "unsupported_structured_output",
+        f"the server rejected structured_output={mode!r} (HTTP {error.status_code}); run "
+        "`verbcal llm check TASK` to see which modes it accepts and set `structured_output` "
+        f"accordingly. Server said: {error.message}"[:RAW_EXCERPT_LIMIT],
+        status_code=error.status_code,
+        raw_excerpt=error.raw_excerpt,
+    )
 
 
 def _server_message(body: object, secrets: tuple[str, ...]) -> str | None:

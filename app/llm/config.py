@@ -45,6 +45,12 @@ class LLMConfig(BaseModel):
         default="json_schema",
         description="json_schema: strict per-task schema; json_object: JSON mode; none: free text.",
     )
+    reasoning: bool = Field(
+        default=False,
+        description="Ask for a `reasoning` string before the probabilities: the schema's first "
+        "property (json_schema) or the prompt's object (json_object, none). Answers with and "
+        "without it are kept apart (the prompt version covers it).",
+    )
     temperature: float = Field(default=1.0, ge=0, le=2)
     seed: int | None = Field(
         default=0, description="Sample i is asked with seed + i (no seed sent when null)."

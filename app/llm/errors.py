@@ -19,7 +19,11 @@ LLMErrorKind = Literal[
     "truncated",
     "unparseable",
     "config",
+    "unsupported_structured_output",
 ]
+
+FATAL_KINDS: frozenset[str] = frozenset({"config", "unsupported_structured_output"})
+"""Kinds that no retry and no other text can fix: an elicitation job stops at the first one."""
 
 RAW_EXCERPT_LIMIT = 500
 REDACTED = "[redacted]"

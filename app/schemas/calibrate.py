@@ -58,6 +58,16 @@ class LLMInfo(BaseModel):
     parse_status: str
     samples: int = 1
     repairs: list[str] = Field(default_factory=list)
+    reasoning: str | None = Field(
+        default=None,
+        description="The model's reasoning (first parsed sample), cut at "
+        "VERBCAL_REASONING_MAX_CHARS; null when it gave none.",
+    )
+    answer_agrees: bool | None = Field(
+        default=None,
+        description="Whether a field of the answer naming a label (e.g. `Answer`) agrees with "
+        "the distribution's argmax; null when the answer has no such field.",
+    )
 
 
 class CalibrateResponse(BaseModel):

@@ -22,6 +22,7 @@ from app.errors import (
     field_error,
 )
 from app.llm.client import LLMClient
+from app.llm.errors import LLMError
 from app.models import Calibration, CalibrationRequest, Task, new_uuid, utcnow
 from app.schemas.calibrate import (
     BatchItemError,
@@ -201,18 +202,19 @@ def _record_llm_calls(elicitation, record: LLMCallRecorder | None) -> None:
         record(outcome, (sample.latency_ms or 0.0) / 1000)
 
 
-def _elicited_result(elicitation, text: str, record: LLMCallRecorder | None = None) -> Elicited:
+def _elicited_result(
+    elicitation, text: str, settings: Settings, record: LLMCallRecorder | None = None
+) -> Elicited:
     """The LLM's distribution for ``text``, or the typed failure as a 502/504 error."""
     _record_llm_calls(elicitation, record)
     if elicitation.probabilities is None:
-        error = elicitation.error
-        details = error.to_dict() if error is not None else None
-        kind = getattr(error, "kind", "unparseable")
-        message = getattr(error, "message", "the LLM gave no usable distribution")
-        raise UpstreamLLMError(f"LLM {kind}: {message}", details, timeout=kind == "timeout")
+        raise UpstreamLLMError(
+            elicitation.error or LLMError("unparseable", "the LLM gave no usable distribution")
+        )
     samples = elicitation.samples
     parsed = [s for s in samples if s.probabilities is not None]
     repairs = sorted({r for s in parsed for r in (s.repairs or [])})
+    reasoning = elicitation.reasoning
     return Elicited(
         raw=list(elicitation.probabilities),
         llm=LLMInfo(
@@ -221,6 +223,8 @@ def _elicited_result(elicitation, text: str, record: LLMCallRecorder | None = No
             parse_status=elicitation.status,
             samples=len(samples),
             repairs=repairs,
+            reasoning=None if reasoning is None else reasoning[: settings.reasoning_max_chars],
+            answer_agrees=elicitation.answer_agrees,
         ),
         text_hash=text_hash(text),
     )
@@ -286,7 +290,7 @@ async def elicit_item(
         return Elicited(_from_probabilities(task, item.probabilities, row), None, None)
     _check_text(item.text, settings)
     answer = await _llm_client(task).elicit(item.text, list(task.labels))
-    return _elicited_result(answer, item.text, record_llm_call)
+    return _elicited_result(answer, item.text, settings, record_llm_call)
 
 
 def calibrate_given(session: Session, task_name: str, item: CalibrateItem) -> CalibrateResponse:
@@ -339,7 +343,9 @@ async def elicit_batch(
             answers = await client.elicit_many(texts, list(task.labels))
             for index, answer in zip(text_items, answers, strict=True):
                 try:
-                    outcomes[index] = _elicited_result(answer, items[index].text, record_llm_call)
+                    outcomes[index] = _elicited_result(
+                        answer, items[index].text, settings, record_llm_call
+                    )
                 except ServiceError as exc:
                     outcomes[index] = exc
     return outcomes

@@ -136,6 +136,8 @@ def _answer_values(
         "probabilities": list(sample.probabilities) if answered else None,
         "raw_text": sample.raw_text,
         "repairs": list(sample.repairs),
+        "reasoning": sample.reasoning,
+        "answer_agrees": sample.answer_agrees,
         "error": None if answered else sample.error,
         "response_model": sample.model,
         "latency_ms": sample.latency_ms,

@@ -13,7 +13,14 @@ from app.errors import ConflictError, InvalidInputError, NotFoundError, field_er
 from app.llm.config import LLMConfig
 from app.models import Calibration, Elicitation, Example, Task
 from app.schemas.tasks import ActiveCalibrationSummary, TaskOut
-from prompts import Template, TemplateError, load_template, template_from_text
+from prompts import (
+    Template,
+    TemplateError,
+    build_response_schema,
+    default_template,
+    prompt_version,
+    template_from_text,
+)
 
 
 @dataclass(frozen=True)
@@ -54,10 +61,21 @@ def list_tasks(session: Session) -> list[Task]:
     return list(session.scalars(select(Task).order_by(Task.name)))
 
 
+def task_reasoning(task: Task) -> bool:
+    """Whether the task's LLM config asks for reasoning first."""
+    return bool(task.llm and task.llm.get("reasoning"))
+
+
 def task_template(task: Task) -> Template:
+    """The task's own template, or the default template of its schema flavour."""
     if task.prompt_template:
         return template_from_text(task.prompt_template, name=f"{task.name}-custom")
-    return load_template()
+    return default_template(reasoning=task_reasoning(task))
+
+
+def task_prompt_version(task: Task) -> str:
+    """The version keying the task's answers: its template and the answer schema's flavour."""
+    return prompt_version(task_template(task), reasoning=task_reasoning(task))
 
 
 def task_llm_config(task: Task) -> LLMConfig | None:
@@ -72,7 +90,7 @@ def current_answer_key(task: Task) -> AnswerKey | None:
     return AnswerKey(
         base_url=config.base_url,
         model=config.model,
-        prompt_version=task_template(task).version,
+        prompt_version=task_prompt_version(task),
         params_fingerprint=config.params_fingerprint(),
         samples=config.samples,
     )
@@ -87,8 +105,18 @@ def validate_template_text(text: str | None) -> None:
         raise InvalidInputError(str(exc), [field_error("prompt_template", str(exc))]) from exc
 
 
+def validate_reasoning_labels(labels: list[str], llm: dict[str, Any] | None) -> None:
+    """A label spelled like the reasoning property cannot be used with reasoning on."""
+    if llm and llm.get("reasoning"):
+        try:
+            build_response_schema(labels, reasoning=True)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc), [field_error("llm.reasoning", str(exc))]) from exc
+
+
 def create_task(session: Session, data: dict[str, Any]) -> Task:
     validate_template_text(data.get("prompt_template"))
+    validate_reasoning_labels(data["labels"], data.get("llm"))
     if session.scalar(select(Task.id).where(Task.name == data["name"])) is not None:
         raise ConflictError(f"a task named {data['name']!r} already exists")
     task = Task(**data)
@@ -103,6 +131,8 @@ def create_task(session: Session, data: dict[str, Any]) -> Task:
 def update_task(session: Session, task: Task, changes: dict[str, Any]) -> Task:
     if "prompt_template" in changes:
         validate_template_text(changes["prompt_template"])
+    if "llm" in changes:
+        validate_reasoning_labels(list(task.labels), changes["llm"])
     for field, value in changes.items():
         setattr(task, field, value)
     session.flush()
@@ -155,7 +185,7 @@ def task_out(session: Session, task: Task) -> TaskOut:
         labels=list(task.labels),
         description=task.description,
         prompt_template=task.prompt_template,
-        prompt_version=task_template(task).version,
+        prompt_version=task_prompt_version(task),
         llm=task.llm,
         created_at=task.created_at,
         updated_at=task.updated_at,

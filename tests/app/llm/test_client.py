@@ -14,7 +14,7 @@ from app.llm.client import LLMClient, RetryPolicy, parse_retry_after
 from app.llm.config import LLMConfig
 from app.llm.errors import LLMError
 from app.llm.synthetic import TICKET_LABELS, generate_examples
-from prompts import load_template, parse_distribution, template_from_text
+from prompts import default_template, load_template, parse_distribution, template_from_text
 
 LABELS = list(TICKET_LABELS)
 TEXTS = [example.text for example in generate_examples(40, seed=21)]
@@ -311,3 +311,98 @@ def test_api_key_never_appears_in_errors_or_logs(simulator, run_async, monkeypat
     for record in caplog.records:
         assert SECRET not in record.getMessage()
         assert SECRET not in repr(record.args)
+
+
+# --- reasoning first, and servers that reject a structured-output mode --------------------------
+
+
+@pytest.mark.parametrize("mode", ["json_schema", "json_object", "none"])
+def test_reasoning_mode_asks_for_reasoning_first_and_keeps_it(simulator, run_async, mode):
+    client = LLMClient(
+        LLMConfig(
+            base_url=simulator.base_url,
+            model="verbcal-simulated-llm",
+            structured_output=mode,
+            reasoning=True,
+            temperature=0,
+        ),
+        default_template(reasoning=True),
+        retry_policy=FAST_RETRIES,
+    )
+    result = run_async(client.elicit(TEXTS[2], LABELS))
+    assert result.status == "ok", result.error
+    [sample] = result.samples
+    answer = json.loads(sample.raw_text)
+    assert list(answer) == ["reasoning", *LABELS]
+    assert sample.reasoning == answer["reasoning"] == result.reasoning
+    assert sample.reasoning.startswith("The text reads most like")
+    assert sample.answer_agrees is None and result.answer_agrees is None
+    body = simulator.stats()["recent_requests"][-1]
+    assert '"reasoning"' in body["messages"][-1]["content"]
+    if mode == "json_schema":
+        schema = body["response_format"]["json_schema"]["schema"]
+        assert list(schema["properties"]) == ["reasoning", *LABELS]
+        assert schema["required"] == ["reasoning", *LABELS]
+        assert schema["properties"]["reasoning"] == {"type": "string"}
+
+
+@pytest.mark.parametrize(
+    ("fault", "agrees"), [(None, True), ("answer_disagrees", False)], ids=["agrees", "disagrees"]
+)
+def test_answer_field_agreement_is_recorded(start_simulator, run_async, fault, agrees):
+    server = start_simulator(style="reasoning_answer")
+    client = make_client(server.base_url, structured_output="none", temperature=0)
+    text = TEXTS[3] if fault is None else f"{TEXTS[3]} [sim-fault:{fault}]"
+    result = run_async(client.elicit(text, LABELS))
+    assert result.status == "repaired", result.error
+    [sample] = result.samples
+    assert sample.answer_agrees is agrees and result.answer_agrees is agrees
+    assert sample.reasoning == json.loads(sample.raw_text)["Reasoning"]
+    assert any(repair.startswith("ignored keys") for repair in sample.repairs)
+    expected = parse_distribution(sample.raw_text, LABELS)
+    assert result.probabilities == expected.as_list()
+
+
+def test_item_agreement_over_samples(run_async, start_simulator):
+    server = start_simulator(style="reasoning_answer")
+    client = make_client(server.base_url, structured_output="none", samples=3, temperature=0)
+    result = run_async(client.elicit(TEXTS[4], LABELS))
+    assert [s.answer_agrees for s in result.samples] == [True, True, True]
+    assert result.answer_agrees is True
+    result.samples[1].answer_agrees = False
+    assert result.answer_agrees is False
+    for sample in result.samples:
+        sample.answer_agrees = None
+    assert result.answer_agrees is None
+
+
+def test_a_server_rejecting_json_schema_is_unsupported_and_not_retried(start_simulator, run_async):
+    server = start_simulator(reject_json_schema=True)
+    client = make_client(server.base_url, structured_output="json_schema", max_retries=3)
+    result = run_async(client.elicit(TEXTS[0], LABELS))
+    assert result.status == "failed"
+    error = result.error
+    assert error.kind == "unsupported_structured_output" and error.status_code == 500
+    assert "structured_output='json_schema'" in error.message
+    assert "verbcal llm check" in error.message
+    assert "json_object" in error.raw_excerpt
+    assert server.stats()["requests"] == 1
+    json_object = make_client(server.base_url, structured_output="json_object")
+    assert run_async(json_object.elicit(TEXTS[0], LABELS)).status == "ok"
+
+
+def test_a_plain_500_in_json_schema_mode_stays_a_retried_http_error(simulator, run_async):
+    client = make_client(simulator.base_url, structured_output="json_schema", max_retries=1)
+    result = run_async(client.elicit(f"{TEXTS[0]} [sim-fault:500]", LABELS))
+    assert result.error.kind == "http_error" and result.error.status_code == 500
+    assert simulator.stats()["requests"] == 2
+
+
+def test_a_400_about_the_format_is_unsupported_but_other_400s_are_not(simulator, run_async):
+    bad_format = make_client(
+        simulator.base_url, structured_output="json_object", extra_body={"response_format": 1}
+    )
+    error = run_async(bad_format.elicit(TEXTS[0], LABELS)).error
+    assert error.kind == "unsupported_structured_output" and error.status_code == 400
+    other = make_client(simulator.base_url, extra_body={"n": 2})
+    assert run_async(other.elicit(TEXTS[0], LABELS)).error.kind == "http_error"

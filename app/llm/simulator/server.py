@@ -1,29 +1,16 @@
-"""A simulated, OpenAI-compatible LLM that verbalizes a known posterior with a set miscalibration.
+"""The simulated LLM's HTTP app: an OpenAI-compatible ``POST /v1/chat/completions``.
 
-Run it with ``verbcal simulate-llm --port 8010`` or ``python -m app.llm.simulator --port 8010``.
-It is always labelled as simulated: model ids contain "simulated" and every completion carries
-``"system_fingerprint": "verbcal-simulated"``.
+How it answers:
 
-How it answers ``POST /v1/chat/completions``:
-
-1. It recognises the default prompt with ``prompts.recover_prompt_fields`` and reads the text and
-   labels from it. Any other prompt gets the prose answer ``NOT_UNDERSTOOD_ANSWER`` (no JSON), so
-   callers see a failed parse instead of a made-up distribution.
-2. True distribution: for the ticket labels (any order/case) the exact Bayes posterior of
-   ``app.llm.synthetic``; for other label sets a deterministic near-uniform pseudo-posterior
-   drawn from a Dirichlet(5) seeded by a hash of (text, labels).
-3. Miscalibration: it states ``posterior**t0`` renormalized. ``t0 > 1`` is overconfident and
-   temperature scaling recovers T ≈ t0 (DESIGN.md's contract).
-4. Sampling noise: when the request temperature is > 0, Gaussian noise with standard deviation
-   ``noise * temperature`` is added to the log-probabilities. It is deterministic per
-   (text, seed) when a seed is sent and random otherwise; temperature 0 is fully deterministic.
-5. Rounding: each value is rounded to the ``rounding`` grid (0 = no rounding); if every value
-   rounds to 0 the argmax gets all the mass; the result is renormalized and printed with at most
-   ``decimals`` decimals by largest-remainder rounding, so the printed values sum to exactly 1.
-6. Style: ``json`` (clean object), ``fenced`` (```json fence), ``prose`` (sentence, JSON,
-   sentence), ``percent`` (values as "70%" strings) or ``mixed`` (one of those per text,
-   deterministically). When the request asks for JSON via ``response_format`` the answer is
-   clean JSON whatever the style, as a server with structured output would give.
+1. It recognises the default prompts (plain and reasoning) with ``prompts.recover_prompt_fields``
+   and reads the text and labels from them. Any other prompt gets the prose answer
+   ``NOT_UNDERSTOOD_ANSWER`` (no JSON), so callers see a failed parse instead of a made-up
+   distribution.
+2. The distribution and its formatting come from ``answers`` (see its docstring). The reasoning
+   flavour is asked for by the default reasoning prompt or by a ``json_schema`` whose first
+   property is ``reasoning``. When the request asks for JSON via ``response_format`` the answer is
+   clean JSON whatever the style (exactly the schema's keys), as a server with structured output
+   would give; the corpus styles only show without ``response_format``.
 
 Faults, for tests and demos. Per request, the first of these that is set wins: the header
 ``X-Sim-Fault``, the body field ``sim_fault`` (send it with ``extra_body``), a marker
@@ -32,9 +19,11 @@ random draw with the ``rate_*`` settings (deterministic in request order). Kinds
 ``Retry-After: retry_after_s``), ``500``, ``malformed`` (cut-off JSON), ``missing_label`` (the
 least likely label is left out, the others renormalized), ``prose`` (an opinion with no
 numbers), ``refuse`` (the message carries a ``refusal`` and no content, as OpenAI's structured
-outputs do), ``slow`` (waits ``slow_s``) and ``timeout`` (waits ``hang_s``). ``X-Sim-Delay`` /
-``sim_delay`` override ``delay_s``. Requests with ``n > 1`` get a 400 like vLLM or ollama when
-``reject_n`` is set.
+outputs do), ``answer_disagrees`` (a corpus-style answer whose ``"Answer"`` names the runner-up
+label, not the argmax), ``slow`` (waits ``slow_s``) and ``timeout`` (waits ``hang_s``).
+``X-Sim-Delay`` / ``sim_delay`` override ``delay_s``. Requests with ``n > 1`` get a 400 like vLLM
+or ollama when ``reject_n`` is set; with ``reject_json_schema`` a ``json_schema`` response format
+gets llama-cpp-python's HTTP 500 (``JSON_SCHEMA_REJECTION``).
 
 Simulator-only endpoints: ``GET /_sim/stats`` (request counts, current and maximum in-flight
 requests, the last request bodies) and ``POST /_sim/reset``.
@@ -42,10 +31,8 @@ requests, the last request bodies) and ``POST /_sim/reset``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import hashlib
 import json
 import math
 import random
@@ -55,179 +42,36 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import Any
 
-import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.llm import synthetic
-from prompts import recover_prompt_fields
+from app.llm.simulator.answers import (
+    NOT_UNDERSTOOD_ANSWER,
+    distribution_object,
+    faulty_answer,
+    format_answer,
+    runner_up,
+    stated_distribution,
+    style_for,
+)
+from app.llm.simulator.settings import SYSTEM_FINGERPRINT, SimulatorSettings
+from prompts import REASONING_KEY, recover_prompt_fields
 
-SIMULATED_MODEL = "verbcal-simulated-llm"
-SYSTEM_FINGERPRINT = "verbcal-simulated"
-NOT_UNDERSTOOD_ANSWER = "I can't classify this: I only understand verbcal's default prompt."
 FAULT_KINDS = (
-    "429", "500", "malformed", "missing_label", "prose", "refuse", "slow", "timeout",
+    "429", "500", "malformed", "missing_label", "prose", "refuse", "answer_disagrees", "slow",
+    "timeout",
 )  # fmt: skip
 REFUSAL = "I'm sorry, but I can't help with classifying this text."
-ANSWER_STYLES = ("json", "fenced", "prose", "percent")
+JSON_SCHEMA_REJECTION = (
+    'response_format type must be one of "text" or "json_object", but got: json_schema'
+)
 _FAULT_MARKER = re.compile(r"\[sim-fault:([a-z_0-9]+)\]")
 _CHARS_PER_TOKEN = 4
 _RECENT_REQUESTS = 100
-
-AnswerStyle = Literal["json", "fenced", "prose", "percent", "mixed"]
-
-
-class SimulatorSettings(BaseModel):
-    """How the simulated LLM miscalibrates, formats and misbehaves."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    t0: float = Field(default=2.0, gt=0, description="States posterior**t0; > 1 overconfident.")
-    rounding: float = Field(default=0.05, ge=0, le=0.5, description="Grid; 0 = no rounding.")
-    decimals: int = Field(default=4, ge=1, le=8, description="Most decimals printed.")
-    style: AnswerStyle = "json"
-    noise: float = Field(default=0.15, ge=0, description="Log-prob noise std at temperature 1.")
-    delay_s: float = Field(default=0.0, ge=0, description="Wait before every answer.")
-    rate_429: float = Field(default=0.0, ge=0, le=1)
-    retry_after_s: float = Field(default=1.0, ge=0, description="Retry-After sent with 429s.")
-    rate_500: float = Field(default=0.0, ge=0, le=1)
-    rate_malformed: float = Field(default=0.0, ge=0, le=1)
-    rate_missing_label: float = Field(default=0.0, ge=0, le=1)
-    rate_prose: float = Field(default=0.0, ge=0, le=1)
-    reject_n: bool = Field(default=True, description="400 for n > 1, like vLLM and ollama.")
-    slow_s: float = Field(default=2.0, ge=0, description="Wait of the 'slow' fault.")
-    hang_s: float = Field(default=60.0, ge=0, description="Wait of the 'timeout' fault.")
-    fault_seed: int = 0
-    model: str = SIMULATED_MODEL
-
-    @model_validator(mode="after")
-    def _rates_partition(self) -> SimulatorSettings:
-        if sum(self._rates().values()) > 1 + 1e-9:
-            raise ValueError("the rate_* settings must sum to at most 1")
-        if "simulated" not in self.model:
-            raise ValueError("the simulated model's id must contain 'simulated'")
-        return self
-
-    def _rates(self) -> dict[str, float]:
-        return {
-            "429": self.rate_429,
-            "500": self.rate_500,
-            "malformed": self.rate_malformed,
-            "missing_label": self.rate_missing_label,
-            "prose": self.rate_prose,
-        }
-
-
-# ---------------------------------------------------------------- the answer's distribution
-
-
-def _text_hash(*parts: object) -> int:
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
-def true_distribution(text: str, labels: Sequence[str]) -> np.ndarray:
-    """The distribution the simulator treats as the truth for ``text`` over ``labels``."""
-    try:
-        return synthetic.posterior(text, labels)
-    except ValueError:
-        rng = np.random.default_rng(_text_hash("pseudo", text, *labels))
-        return rng.dirichlet(np.full(len(labels), 5.0))
-
-
-def round_to_grid(probabilities: np.ndarray, grid: float) -> np.ndarray:
-    """Round to multiples of ``grid`` (0: unchanged), keep it a distribution (see module doc)."""
-    if grid <= 0:
-        return probabilities / probabilities.sum()
-    rounded = np.round(probabilities / grid) * grid
-    if rounded.sum() <= 0:
-        rounded = np.zeros_like(probabilities)
-        rounded[int(np.argmax(probabilities))] = 1.0
-    return rounded / rounded.sum()
-
-
-def stated_distribution(
-    text: str,
-    labels: Sequence[str],
-    settings: SimulatorSettings,
-    *,
-    temperature: float = 0.0,
-    seed: int | None = None,
-) -> list[float]:
-    """The distribution the simulator states, in label order, rounded as it will be printed."""
-    logits = settings.t0 * np.log(true_distribution(text, labels))
-    if temperature > 0 and settings.noise > 0:
-        rng = np.random.default_rng(_text_hash("noise", text, seed) if seed is not None else None)
-        logits = logits + rng.normal(0.0, settings.noise * temperature, size=len(labels))
-    stated = np.exp(logits - logits.max())
-    stated = round_to_grid(stated / stated.sum(), settings.rounding)
-    return to_decimals(stated, settings.decimals)
-
-
-def to_decimals(probabilities: np.ndarray, decimals: int) -> list[float]:
-    """Values with ``decimals`` decimals that sum to exactly 1 in those decimals.
-
-    Largest-remainder rounding: each value is floored to the last decimal and the units left over
-    go to the largest remainders, so the printed answer is a distribution, not one off by 1e-4.
-    """
-    units = 10**decimals
-    scaled = probabilities / probabilities.sum() * units
-    floored = np.floor(scaled).astype(np.int64)
-    shortfall = units - int(floored.sum())
-    if shortfall > 0:
-        floored[np.argsort(-(scaled - floored), kind="stable")[:shortfall]] += 1
-    return [int(unit) / units for unit in floored]
-
-
-# ---------------------------------------------------------------- formatting the answer
-
-
-def _style_for(text: str, style: AnswerStyle) -> str:
-    if style != "mixed":
-        return style
-    return ANSWER_STYLES[_text_hash("style", text) % len(ANSWER_STYLES)]
-
-
-def _percent(value: float, decimals: int) -> str:
-    digits = max(decimals - 2, 0)
-    return f"{value * 100:.{digits}f}".rstrip("0").rstrip(".") + "%"
-
-
-def format_answer(labels: Sequence[str], values: Sequence[float], style: str, decimals: int) -> str:
-    """The answer text for a stated distribution in one of ANSWER_STYLES."""
-    if style == "percent":
-        return json.dumps(
-            {lab: _percent(v, decimals) for lab, v in zip(labels, values, strict=True)}
-        )
-    answer = json.dumps(dict(zip(labels, values, strict=True)))
-    top = labels[int(np.argmax(values))]
-    if style == "fenced":
-        return f"```json\n{json.dumps(dict(zip(labels, values, strict=True)), indent=2)}\n```"
-    if style == "prose":
-        return (
-            f"The most likely label is {top}; here is my confidence in each label:\n"
-            f"{answer}\nI hope this helps."
-        )
-    return answer
-
-
-def _faulty_answer(fault: str, labels: Sequence[str], values: Sequence[float]) -> str:
-    if fault == "malformed":
-        answer = json.dumps(dict(zip(labels, values, strict=True)))
-        return answer[: max(len(answer) // 2, 2)]
-    if fault == "missing_label":
-        # Like a model that leaves out the label it finds least likely: the rest still sum to 1.
-        dropped = int(np.argmin(values))
-        kept = [i for i in range(len(labels)) if i != dropped]
-        rest = to_decimals(np.array([values[i] for i in kept]) + 1e-12, 4)
-        return json.dumps({labels[i]: value for i, value in zip(kept, rest, strict=True)})
-    top = labels[int(np.argmax(values))]
-    return f"I think this is probably about {top}, but I would rather not put numbers on it."
 
 
 # ---------------------------------------------------------------- the HTTP app
@@ -252,7 +96,7 @@ class _SimulatorState:
     def draw_fault(self) -> str | None:
         draw = self.fault_rng.random()
         cumulative = 0.0
-        for fault, rate in self.settings._rates().items():
+        for fault, rate in self.settings.fault_rates().items():
             cumulative += rate
             if draw < cumulative:
                 return fault
@@ -353,29 +197,44 @@ def _delay(request: Request, body: dict[str, Any], fault: str | None, settings) 
         return settings.delay_s
 
 
-def _answer_text(body: dict[str, Any], prompt: str, fault: str | None, settings) -> str:
-    fields = recover_prompt_fields(body["messages"])
-    if fields is None:
+def _format_type(body: dict[str, Any]) -> str | None:
+    return (body.get("response_format") or {}).get("type")
+
+
+def _asks_reasoning(body: dict[str, Any]) -> bool:
+    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    return isinstance(properties, dict) and next(iter(properties), None) == REASONING_KEY
+
+
+def _answer_text(body: dict[str, Any], fault: str | None, settings: SimulatorSettings) -> str:
+    prompt = recover_prompt_fields(body["messages"])
+    if prompt is None:
         return NOT_UNDERSTOOD_ANSWER
-    text, labels = fields
-    labels = list(labels)
+    labels = list(prompt.labels)
     temperature = body.get("temperature")
     values = stated_distribution(
-        text,
+        prompt.text,
         labels,
         settings,
         temperature=1.0 if temperature is None else float(temperature),
         seed=body.get("seed"),
     )
     if fault in ("malformed", "missing_label", "prose"):
-        return _faulty_answer(fault, labels, values)
-    format_type = (body.get("response_format") or {}).get("type")
-    style = (
-        "json"
-        if format_type in ("json_object", "json_schema")
-        else _style_for(text, settings.style)
-    )
-    return format_answer(labels, values, style, settings.decimals)
+        return faulty_answer(fault, labels, values)
+    if fault == "answer_disagrees":
+        return format_answer(
+            labels,
+            values,
+            "reasoning_answer",
+            settings.decimals,
+            stated_answer=runner_up(labels, values),
+        )
+    reasoning = prompt.reasoning or _asks_reasoning(body)
+    if _format_type(body) in ("json_object", "json_schema"):
+        return json.dumps(distribution_object(labels, values, reasoning=reasoning))
+    style = style_for(prompt.text, settings.style)
+    return format_answer(labels, values, style, settings.decimals, reasoning=reasoning)
 
 
 def _completion(
@@ -475,7 +334,9 @@ async def _handle_completion(request: Request, state: _SimulatorState) -> JSONRe
         return _error(500, "The server had an error while processing your request (simulated).")
     if fault == "refuse":
         return JSONResponse(_completion(body, prompt, None, settings))
-    content = _answer_text(body, prompt, fault, settings)
+    if settings.reject_json_schema and _format_type(body) == "json_schema":
+        return _error(500, JSON_SCHEMA_REJECTION)
+    content = _answer_text(body, fault, settings)
     return JSONResponse(_completion(body, prompt, content, settings))
 
 
@@ -524,30 +385,3 @@ def running_simulator(
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m app.llm.simulator --port 8010 [--t0 2 --delay 0.1 ...]``."""
-    parser = argparse.ArgumentParser(description="verbcal's simulated OpenAI-compatible LLM")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8010)
-    parser.add_argument("--t0", type=float, default=2.0)
-    parser.add_argument("--rounding", type=float, default=0.05)
-    parser.add_argument("--style", default="json", choices=[*ANSWER_STYLES, "mixed"])
-    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
-    parser.add_argument("--rate-429", type=float, default=0.0)
-    parser.add_argument("--rate-500", type=float, default=0.0)
-    args = parser.parse_args(argv)
-    settings = SimulatorSettings(
-        t0=args.t0,
-        rounding=args.rounding,
-        style=args.style,
-        delay_s=args.delay,
-        rate_429=args.rate_429,
-        rate_500=args.rate_500,
-    )
-    serve(args.host, args.port, settings)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""The simulated LLM, over real HTTP with the real openai client."""
+"""The simulated LLM's HTTP server, over real HTTP with the real openai client."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.llm import simulator as simulator_module
-from app.llm.simulator import SimulatorSettings, round_to_grid, stated_distribution
+from app.llm.simulator import SimulatorSettings, stated_distribution
 from app.llm.synthetic import TICKET_LABELS, generate_examples, posterior
 from prompts import load_template, parse_distribution, render_messages, response_format_for
 
@@ -220,18 +220,6 @@ def test_running_simulator_stops_on_exit():
         assert httpx.get(f"{base_url}/models", timeout=5).status_code == 200
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base_url}/models", timeout=1)
-
-
-@given(
-    st.lists(st.floats(0.0, 1.0), min_size=2, max_size=8).filter(lambda v: sum(v) > 1e-6),
-    st.sampled_from([0.0, 0.01, 0.05, 0.1, 0.25]),
-)
-def test_rounding_keeps_a_distribution(values, grid):
-    probabilities = np.array(values) / sum(values)
-    rounded = round_to_grid(probabilities, grid)
-    assert rounded.sum() == pytest.approx(1.0)
-    assert np.all(rounded >= 0)
-    assert rounded[np.argmax(probabilities)] > 0
 
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
