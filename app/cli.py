@@ -1,4 +1,5 @@
-"""The ``verbcal`` command: serve, worker, migrate, keys, simulate-llm, demo, offline fit/report.
+"""The ``verbcal`` command: serve, worker, migrate, keys, llm check, simulate-llm, demo, offline
+fit/report.
 
 Exit codes: 0 success, 1 a failed precondition (database not migrated or unreachable, unknown
 key), 2 bad input (usage errors, bad data files, invalid options).
@@ -43,6 +44,8 @@ cli = typer.Typer(
 )
 keys_cli = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+llm_cli = typer.Typer(help="Check a task's LLM server.", no_args_is_help=True)
+cli.add_typer(llm_cli, name="llm")
 
 
 def main() -> None:
@@ -306,6 +309,63 @@ def simulate_llm(
         _fail(problems, EXIT_BAD_INPUT)
     typer.echo(f"simulated LLM at http://{host}:{port}/v1 (model {settings.model})", err=True)
     simulator.serve(host, port, settings)
+
+
+@llm_cli.command("check")
+def llm_check(task: Annotated[str, typer.Argument(help="The task whose LLM to check.")]) -> None:
+    """Probe the task's LLM server: each structured-output mode, seed and n > 1.
+
+    Sends about five short real requests from this process (the API key variable must be set
+    here) and recommends a mode. Exits 1 when no mode gives a usable answer. Never prints a
+    secret.
+    """
+    import asyncio
+
+    from app.errors import ServiceError
+    from app.llm.client import aclose_endpoint_clients
+    from app.services.llm_check import plan_check, run_check
+
+    engine = _require_migrated(Settings())
+    try:
+        with transaction(create_session_factory(engine)) as session:
+            plan = plan_check(session, task)
+    except ServiceError as exc:
+        _fail(exc.message)
+    finally:
+        engine.dispose()
+
+    async def check():
+        try:
+            return await run_check(plan)
+        finally:
+            await aclose_endpoint_clients()
+
+    typer.echo(f"checking {plan.config.model} at {plan.config.base_url} ...", err=True)
+    report = asyncio.run(check())
+    typer.echo(format_server_check(report))
+    if report.recommended_mode is None:
+        raise typer.Exit(EXIT_PRECONDITION)
+
+
+def format_server_check(report) -> str:
+    """The check as a table of probes and a recommendation."""
+    rows = [("probe", "accepted", "latency", "parse", "detail")]
+    for probe in [*report.modes, report.seed, report.n]:
+        accepted = "yes" if probe.accepted else f"no ({probe.status_code or '-'})"
+        latency = "-" if probe.latency_ms is None else f"{probe.latency_ms:,.0f} ms"
+        parse = probe.parse_status or "-"
+        detail = probe.detail or probe.error or probe.parse_reason or ""
+        rows.append((probe.name, accepted, latency, parse, detail))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)) + f"  {row[4]}"
+        for row in rows
+    ]
+    for probe in report.modes:
+        if probe.answer_excerpt:
+            lines.append(f"{probe.name} answer: {probe.answer_excerpt!r}")
+    lines.append(f"recommendation: {report.recommendation}")
+    return "\n".join(line.rstrip() for line in lines)
 
 
 @cli.command()

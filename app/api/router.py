@@ -6,6 +6,7 @@ from app.api.routes import (
     calibrate,
     calibrations,
     data,
+    elicitation,
     health,
     jobs,
     monitoring,
@@ -16,6 +17,7 @@ api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(tasks.router)
 api_router.include_router(data.router)
+api_router.include_router(elicitation.router)
 api_router.include_router(jobs.router)
 api_router.include_router(calibrations.router)
 api_router.include_router(calibrate.router)

@@ -15,10 +15,11 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import SessionDep, SettingsDep, run_in_db_thread
 from app.dashboard import auth, views
 from app.dashboard.auth import AdminDep, CsrfRejected, LoginRequired
 from app.errors import InvalidInputError, ServiceError
+from app.llm.check import ServerCheck
 from app.schemas.calibrations import FitRequest
 from app.schemas.common import RowId
 from app.services import calibration as calibration_service
@@ -26,6 +27,7 @@ from app.services import data as data_service
 from app.services import elicitation as elicitation_service
 from app.services import jobs as job_service
 from app.services import keys as key_service
+from app.services import llm_check
 from app.services.monitoring import task_monitoring
 from app.services.tasks import get_task
 
@@ -211,9 +213,10 @@ def _task_page(
     name: str,
     status_code: int = 200,
     upload: dict[str, Any] | None = None,
+    check: ServerCheck | None = None,
 ) -> Response:
     task = get_task(session, name)
-    context = {"tab": "data", **views.task_data(session, task), "upload": upload}
+    context = {"tab": "data", **views.task_data(session, task), "upload": upload, "check": check}
     return render(request, "task_data.html", context, status_code, admin=admin)
 
 
@@ -282,6 +285,22 @@ def start_elicitation(
         else "Every example already has an answer: nothing to ask."
     )
     return redirect(request, task_url(name) + "#elicitation", message, "success")
+
+
+@router.post("/tasks/{name}/llm/check")
+async def check_llm(
+    request: Request,
+    name: str,
+    session: SessionDep,
+    admin: AdminDep,
+    _form: FormData = Depends(auth.verified_form),
+) -> Response:
+    """Probe the task's LLM server and show the result in the elicitation panel."""
+    plan = await run_in_db_thread(request, llm_check.plan_check, session, name)
+    check = await llm_check.run_check(plan)
+    return await run_in_db_thread(
+        request, _task_page, request, session, admin, name, 200, None, check
+    )
 
 
 @router.post("/jobs/{job_id}/cancel")

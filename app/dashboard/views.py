@@ -13,6 +13,7 @@ from app.errors import InvalidInputError
 from app.models import Calibration, Job, Task
 from app.schemas.jobs import JobOut
 from app.services import calibration as calibration_service
+from app.services import elicitation as elicitation_service
 from app.services import jobs as job_service
 from app.services import tasks as task_service
 from app.services.elicitation import ELICITATION_JOB
@@ -29,6 +30,8 @@ METRICS = (
 )
 COMPARED = ("vector", "isotonic")
 SHOWN_JOB_ERRORS = 10
+SHOWN_ANSWERS = 10
+TEXT_EXCERPT_CHARS = 120
 # Pages take metrics and their intervals from the stored fit; the report is recomputed only for
 # its tables and curves, so it skips the bootstrap.
 REPORT_N_BOOT = 0
@@ -87,7 +90,36 @@ def task_data(session: Session, task: Task) -> dict[str, Any]:
         "llm": task_service.task_llm_config(task),
         "job": job_out,
         "progress": job_progress(job_out) if job_out is not None else None,
+        "answers": answer_rows(session, task),
     }
+
+
+def answer_rows(session: Session, task: Task) -> list[dict[str, Any]]:
+    """The newest LLM answers: text excerpt, top label, status, reasoning, answer agreement."""
+    labels = list(task.labels)
+    rows = []
+    for answer, example in elicitation_service.recent_answers(session, task, SHOWN_ANSWERS):
+        probabilities = answer.probabilities
+        top = None
+        if probabilities:
+            index = max(range(len(probabilities)), key=probabilities.__getitem__)
+            top = {"label": labels[index], "probability": probabilities[index]}
+        rows.append(
+            {
+                "text": example.text[:TEXT_EXCERPT_CHARS],
+                "truncated": len(example.text) > TEXT_EXCERPT_CHARS,
+                "label": example.label,
+                "sample_index": answer.sample_index,
+                "status": answer.status,
+                "top": top,
+                "repairs": answer.repairs or [],
+                "reasoning": answer.reasoning,
+                "answer_agrees": answer.answer_agrees,
+                "error": (answer.error or {}).get("message"),
+                "raw_text": answer.raw_text,
+            }
+        )
+    return rows
 
 
 def pick_calibration(

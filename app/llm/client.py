@@ -107,6 +107,7 @@ class SampleRecord:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
+    choices: int | None = None
     raw_text: str | None = None
     parse_status: str | None = None
     repairs: list[str] = field(default_factory=list)
@@ -392,6 +393,7 @@ class LLMClient:
         if not choices:
             record.error = LLMError("unparseable", "the answer has no choices").to_dict()
             return
+        record.choices = len(choices)
         choice = choices[0]
         message = choice.message
         record.finish_reason = choice.finish_reason

@@ -185,3 +185,15 @@ def store_samples(
         where=Elicitation.__table__.c.status == "failed",
     )
     session.execute(statement)
+
+
+def recent_answers(session: Session, task: Task, limit: int) -> list[tuple[Elicitation, Example]]:
+    """The task's newest LLM answers (any status) with their examples, newest first."""
+    rows = session.execute(
+        select(Elicitation, Example)
+        .join(Example, Example.id == Elicitation.example_id)
+        .where(Elicitation.task_id == task.id, Elicitation.source == LLM_SOURCE)
+        .order_by(Elicitation.created_at.desc(), Elicitation.id.desc())
+        .limit(limit)
+    )
+    return [(answer, example) for answer, example in rows]
