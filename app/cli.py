@@ -363,7 +363,7 @@ def format_server_check(report) -> str:
     ]
     for probe in report.modes:
         if probe.answer_excerpt:
-            lines.append(f"{probe.name} answer: {probe.answer_excerpt!r}")
+            lines.append(f"answer in {probe.name}: {probe.answer_excerpt!r}")
     lines.append(f"recommendation: {report.recommendation}")
     return "\n".join(line.rstrip() for line in lines)
 

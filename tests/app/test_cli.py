@@ -236,3 +236,56 @@ def test_fit_rejects_bad_options(runner, tmp_path):
     assert runner.invoke(cli, ["fit", str(data), "--objective", "nope"]).exit_code == 2
     assert runner.invoke(cli, ["fit", str(data), "--holdout", "1.5"]).exit_code == 2
     assert runner.invoke(cli, ["fit", str(tmp_path / "missing.csv")]).exit_code == 2
+
+
+# ------------------------------------------------------------------------------------ llm check
+
+
+def _create_task(env: dict[str, str], llm: dict | None) -> None:
+    from app.db import create_db_engine, create_session_factory, transaction
+    from app.services.tasks import create_task
+
+    engine = create_db_engine(env["VERBCAL_DATABASE_URL"])
+    with transaction(create_session_factory(engine)) as session:
+        create_task(session, {"name": "tickets", "labels": ["billing", "technical"], "llm": llm})
+    engine.dispose()
+
+
+@pytest.mark.parametrize("reject_json_schema", [False, True], ids=["accepts", "rejects"])
+def test_llm_check_prints_probes_and_a_recommendation(
+    runner, migrated_env, monkeypatch, reject_json_schema
+):
+    from app.llm.simulator import SimulatorSettings, running_simulator
+
+    secret = "sk-cli-secret-never-printed"
+    monkeypatch.setenv("CLI_SIM_KEY", secret)
+    settings = SimulatorSettings(reject_json_schema=reject_json_schema)
+    with running_simulator(settings) as base_url:
+        llm = {"base_url": base_url, "model": "verbcal-simulated-llm", "api_key_env": "CLI_SIM_KEY"}
+        _create_task(migrated_env, llm)
+        result = runner.invoke(cli, ["llm", "check", "tickets"], env=migrated_env)
+    assert result.exit_code == 0, result.output
+    assert secret not in result.output
+    lines = result.output.splitlines()
+    probes = {
+        line.split()[0]: line
+        for line in lines
+        if line.split()[:1]
+        and line.split()[0] in ("json_schema", "json_object", "none", "seed", "n")
+    }
+    assert set(probes) == {"json_schema", "json_object", "none", "seed", "n"}
+    assert "no (400)" in probes["n"] and "n > 1" in probes["n"]
+    if reject_json_schema:
+        assert "no (500)" in probes["json_schema"]
+        assert "unsupported_structured_output" in probes["json_schema"]
+        assert lines[-1].startswith("recommendation: set structured_output='json_object'")
+    else:
+        assert probes["json_schema"].split()[1] == "yes"
+        assert lines[-1].startswith("recommendation: keep structured_output='json_schema'")
+
+
+def test_llm_check_fails_without_a_usable_mode_or_config(runner, migrated_env):
+    _create_task(migrated_env, None)
+    result = runner.invoke(cli, ["llm", "check", "tickets"], env=migrated_env)
+    assert result.exit_code == 1 and "has no LLM config" in result.output
+    assert runner.invoke(cli, ["llm", "check", "nope"], env=migrated_env).exit_code == 1

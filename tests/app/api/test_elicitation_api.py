@@ -175,9 +175,7 @@ def test_a_job_stops_at_once_on_an_unsupported_structured_output(
     assert 1 <= len(asked) <= 2 and set(asked) == {"failed"}
 
 
-def test_llm_check_recommends_the_configured_mode_when_it_works(
-    client, simulator_url, monkeypatch
-):
+def test_llm_check_recommends_the_configured_mode_when_it_works(client, simulator_url, monkeypatch):
     monkeypatch.setenv("SIM_KEY", SECRET)
     create(client, simulator_url, examples=1, api_key_env="SIM_KEY", temperature=0.7)
     response = client.post("/tasks/t/llm/check")
@@ -196,9 +194,7 @@ def test_llm_check_recommends_the_configured_mode_when_it_works(
     assert report["recommendation"].startswith("keep structured_output='json_schema'")
 
 
-def test_llm_check_recommends_json_object_when_json_schema_is_rejected(
-    client, no_json_schema_url
-):
+def test_llm_check_recommends_json_object_when_json_schema_is_rejected(client, no_json_schema_url):
     create(client, no_json_schema_url, reasoning=True)
     report = client.post("/tasks/t/llm/check").json()
     by_mode = {probe["name"]: probe for probe in report["modes"]}

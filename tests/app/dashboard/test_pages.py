@@ -518,12 +518,13 @@ def test_progress_of_an_unknown_job(admin_client):
     assert admin_client.get("/admin/jobs/nope/progress").status_code == 404
 
 
-def ticket_task(app, settings, base_url: str, n: int = 12) -> None:
+def ticket_task(app, settings, base_url: str, n: int = 12, **llm_options) -> None:
     from app.llm.synthetic import TICKET_LABELS, generate_examples
     from app.services import data as data_service
     from app.services import tasks as task_service
 
     llm = {"base_url": base_url, "model": "verbcal-simulated-llm", "max_retries": 0}
+    llm |= llm_options
     with transaction(app.state.session_factory) as session:
         task = task_service.create_task(
             session, {"name": "tickets", "labels": list(TICKET_LABELS), "llm": llm}
@@ -534,7 +535,7 @@ def ticket_task(app, settings, base_url: str, n: int = 12) -> None:
         data_service.import_examples(session, task, rows, settings)
 
 
-def start_job(client) -> str:
+def start_job(client, expected: int = 13) -> str:
     token = page_csrf(client, "/admin/tasks/tickets")
     response = client.post(
         "/admin/tasks/tickets/elicitations", data={"csrf_token": token}, follow_redirects=False
@@ -542,7 +543,7 @@ def start_job(client) -> str:
     assert response.status_code == 303
     assert response.headers["location"] == "/admin/tasks/tickets#elicitation"
     page = client.get("/admin/tasks/tickets").text
-    assert "Elicitation job started: 13 examples to ask about." in page
+    assert f"Elicitation job started: {expected} examples to ask about." in page
     assert '<script src="/admin/static/progress.js" defer></script>' in page
     return re.search(r'data-progress-url="/admin/jobs/(\w+)/progress"', page)[1]
 
@@ -607,3 +608,39 @@ def test_cancel_a_queued_job(admin_client, app, settings):
     )
     assert again.status_code == 303
     assert "has already cancelled" in admin_client.get("/admin/tasks/tickets").text
+
+
+def test_llm_check_button_shows_the_probes_and_a_recommendation(admin_client, app, settings):
+    from app.llm.simulator import SimulatorSettings, running_simulator
+
+    with running_simulator(SimulatorSettings(reject_json_schema=True)) as base_url:
+        ticket_task(app, settings, base_url)
+        page = admin_client.get("/admin/tasks/tickets").text
+        assert 'action="/admin/tasks/tickets/llm/check"' in page
+        forged = admin_client.post("/admin/tasks/tickets/llm/check", data={})
+        assert forged.status_code == 403
+        token = csrf_of(page)
+        checked = admin_client.post("/admin/tasks/tickets/llm/check", data={"csrf_token": token})
+    assert checked.status_code == 200
+    html = checked.text
+    for probe in ("json_schema", "json_object", "none", "seed", "n"):
+        assert f'data-probe="{probe}"' in html
+    assert "no (HTTP 500)" in html
+    assert "Recommendation:</strong> set structured_output=&#39;json_object&#39;" in html
+
+
+def test_latest_answers_show_reasoning_and_agreement(admin_client, app, settings):
+    from app.jobs.worker import Worker
+    from app.llm.simulator import SimulatorSettings, running_simulator
+
+    with running_simulator(SimulatorSettings(style="reasoning_answer")) as base_url:
+        ticket_task(app, settings, base_url, n=3, structured_output="none")
+        start_job(admin_client, expected=4)
+        Worker(app.state.session_factory, settings).run_until_idle()
+    page = admin_client.get("/admin/tasks/tickets").text
+    assert "Latest answers" in page
+    assert page.count('<details class="reasoning">') == 3
+    assert "The text reads most like" in page
+    assert page.count('<span class="good">agrees</span>') == 3
+    assert "ignored keys" in page
+    assert "raw answer" in page  # the malformed one is shown as it came
