@@ -25,6 +25,7 @@ DOCUMENTED_ENDPOINTS = [
     ("DELETE", "/tasks/{name}"),
     ("POST", "/tasks/{name}/examples"),
     ("POST", "/tasks/{name}/predictions"),
+    ("POST", "/tasks/{name}/llm/check"),
     ("POST", "/tasks/{name}/elicitations"),
     ("GET", "/jobs/{id}"),
     ("POST", "/jobs/{id}/cancel"),
