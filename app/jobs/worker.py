@@ -209,10 +209,14 @@ class Worker:
                         self._release(plan.job_id)
                         return
                 batch = plan.items[start : start + size]
-                results = await self._elicit_batch(plan, batch)
-                asked = [(item, r) for item, r in zip(batch, results, strict=True) if r is not None]
+                results = await plan.client.elicit_many(
+                    [item.text for item in batch],
+                    plan.labels,
+                    sample_indices=[item.sample_indices for item in batch],
+                )
+                asked = [(item, r) for item, r in zip(batch, results, strict=True) if r.asked]
                 self._commit_batch(plan, [item for item, _ in asked], [r for _, r in asked])
-                fatal = next((e for e in map(_fatal_error, results) if e is not None), None)
+                fatal = next((r.error for r in results if _is_fatal(r.error)), None)
                 if fatal is not None:
                     self._finish(plan.job_id, "failed", error=f"stopped: {fatal}")
                     return
@@ -220,33 +224,11 @@ class Worker:
         finally:
             await aclose_endpoint_clients()
 
-    async def _elicit_batch(
-        self, plan: _JobPlan, batch: Sequence[_WorkItem]
-    ) -> list[ElicitationResult | LLMError | None]:
-        """Each item's result; None for items not asked because a fatal error came first."""
-        in_flight = asyncio.Semaphore(plan.config.concurrency)
-        stop = asyncio.Event()
-
-        async def ask(item: _WorkItem) -> ElicitationResult | LLMError | None:
-            async with in_flight:
-                if stop.is_set():
-                    return None
-                try:
-                    result = await plan.client.elicit(item.text, plan.labels, item.sample_indices)
-                except Exception as exc:  # one broken item must not sink the batch
-                    logger.exception("elicitation crashed for example %s", item.example_id)
-                    return LLMError("http_error", f"unexpected {type(exc).__name__}: {exc}")
-                if _fatal_error(result) is not None:
-                    stop.set()
-                return result
-
-        return list(await asyncio.gather(*(ask(item) for item in batch)))
-
     def _commit_batch(
         self,
         plan: _JobPlan,
         batch: Sequence[_WorkItem],
-        results: Sequence[ElicitationResult | LLMError],
+        results: Sequence[ElicitationResult],
     ) -> None:
         """Store a batch's answers, progress and heartbeat in one transaction."""
         with transaction(self.session_factory) as session:
@@ -266,11 +248,8 @@ class Worker:
                 example = examples.get(item.example_id)
                 if example is None:  # deleted meanwhile: nothing left to ask about
                     continue
-                if isinstance(result, ElicitationResult):
-                    store_answers(session, task, example, plan.key, result, plan.job_id)
-                    first_error = _first_sample_error(result)
-                else:
-                    first_error = (None, result.to_dict())
+                store_answers(session, task, example, plan.key, result, plan.job_id)
+                first_error = _first_sample_error(result)
                 if first_error is None:
                     continue
                 failed += 1
@@ -352,29 +331,25 @@ class Worker:
         logger.info("worker %s stopped", self.worker_id)
 
 
-def _fatal_error(result: ElicitationResult | LLMError | None) -> LLMError | None:
-    """The error of a result that every other request would repeat (``FATAL_KINDS``)."""
-    error = result if isinstance(result, LLMError) else getattr(result, "error", None)
-    return error if error is not None and error.kind in FATAL_KINDS else None
+def _is_fatal(error: LLMError | None) -> bool:
+    """An error every other request would repeat (``FATAL_KINDS``): the job stops."""
+    return error is not None and error.kind in FATAL_KINDS
 
 
-def _first_sample_error(result: ElicitationResult) -> tuple[int | None, dict[str, Any]] | None:
+def _first_sample_error(result: ElicitationResult) -> tuple[int | None, LLMError] | None:
     for sample in result.samples:
         if sample.probabilities is None:
-            return sample.index, sample.error or {"kind": "unparseable", "message": "no answer"}
+            return sample.index, sample.error or LLMError("unparseable", "no answer")
     if not result.samples and result.error is not None:
-        return None, result.error.to_dict()
+        return None, result.error
     return None
 
 
 def _error_entry(
-    example: Example, sample_index: int | None, error: dict[str, Any], *, attempt: int
+    example: Example, sample_index: int | None, error: LLMError, *, attempt: int
 ) -> dict[str, Any]:
     return {
-        "kind": error.get("kind", "unknown"),
-        "message": error.get("message", ""),
-        "status_code": error.get("status_code"),
-        "raw_excerpt": error.get("raw_excerpt"),
+        **error.to_dict(),
         "example_id": example.external_id,
         "text": example.text[:_TEXT_EXCERPT],
         "sample_index": sample_index,

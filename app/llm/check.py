@@ -112,13 +112,13 @@ async def _ask(
 
 
 def _probe(name: str, sample: SampleRecord, detail: str | None = None) -> Probe:
-    error = sample.error or {}
-    accepted = not error or error["kind"] in _ANSWER_ERROR_KINDS
+    error = sample.error
+    accepted = error is None or error.kind in _ANSWER_ERROR_KINDS
     return Probe(
         name=name,
         accepted=accepted,
-        status_code=None if accepted else error.get("status_code"),
-        error=f"{error['kind']}: {error['message']}" if error else None,
+        status_code=None if accepted or error is None else error.status_code,
+        error=None if error is None else f"{error.kind}: {error.message}",
         latency_ms=sample.latency_ms,
         parse_status=sample.parse_status,
         parse_reason=sample.reason,

@@ -1,7 +1,6 @@
 """Ask an OpenAI-compatible endpoint for a distribution over labels, robustly.
 
-One code path: everything is async (``openai.AsyncOpenAI``); ``elicit_sync`` runs it with
-``asyncio.run``.
+One code path: everything is async (``openai.AsyncOpenAI``).
 
 Transport policy:
 
@@ -58,7 +57,7 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
 from app.llm.config import LLMConfig
-from app.llm.errors import RAW_EXCERPT_LIMIT, LLMError, scrub
+from app.llm.errors import FATAL_KINDS, RAW_EXCERPT_LIMIT, LLMError, scrub
 from prompts import Template, parse_distribution, render_messages, response_format_for
 
 try:  # openai >= 3 speaks httpx2; older releases speak httpx.
@@ -115,7 +114,7 @@ class SampleRecord:
     probabilities: list[float] | None = None
     reasoning: str | None = None
     answer_agrees: bool | None = None
-    error: dict[str, Any] | None = None
+    error: LLMError | None = None
     attempts: int = 0
 
     @property
@@ -132,6 +131,8 @@ class Elicitation:
     samples: list[SampleRecord]
     error: LLMError | None
     latency_ms: float
+    asked: bool = True
+    """False for a text not asked because an earlier one failed fatally (see elicit_many)."""
 
     @property
     def failed_samples(self) -> int:
@@ -248,7 +249,7 @@ class LLMClient:
             api_key = self.config.resolve_api_key()
         except LLMError as exc:
             samples = [
-                SampleRecord(index=i, seed=self.config.seed_for_sample(i), error=exc.to_dict())
+                SampleRecord(index=i, seed=self.config.seed_for_sample(i), error=exc)
                 for i in indices
             ]
             return _combine(samples, started, last_error=exc)
@@ -264,44 +265,48 @@ class LLMClient:
         labels: Sequence[str],
         on_progress: ProgressCallback | None = None,
         concurrency: int | None = None,
+        sample_indices: Sequence[Sequence[int] | None] | None = None,
     ) -> list[Elicitation]:
         """Elicit every text, at most ``concurrency`` texts at once (default config.concurrency).
 
-        Results are in the order of ``texts``. One failing text never fails the others.
+        Results are in the order of ``texts``; ``sample_indices[i]`` (optional) restricts text i
+        to those samples. One failing text never fails the others, and a crash while eliciting
+        one text is logged and becomes that text's ``http_error``. After a fatal error
+        (``FATAL_KINDS``: every other request would fail the same way) the texts not yet started
+        are not asked: each gets that error, no samples and ``asked`` False.
         ``on_progress(done, failed, total)`` is called after each text completes.
         """
         limit = asyncio.Semaphore(concurrency or self.config.concurrency)
+        indices = list(sample_indices) if sample_indices is not None else [None] * len(texts)
+        if len(indices) != len(texts):
+            raise ValueError("sample_indices must have one entry per text")
         total, done, failed = len(texts), 0, 0
+        fatal: LLMError | None = None
 
-        async def one(text: str) -> Elicitation:
-            nonlocal done, failed
+        async def one(text: str, wanted: Sequence[int] | None) -> Elicitation:
+            nonlocal done, failed, fatal
             async with limit:
-                result = await self._elicit_guarded(text, labels)
+                if fatal is not None:
+                    skipped = _combine([], time.perf_counter(), last_error=fatal)
+                    skipped.asked = False
+                    return skipped
+                result = await self._elicit_guarded(text, labels, wanted)
+            if result.error is not None and result.error.kind in FATAL_KINDS:
+                fatal = fatal or result.error
             done += 1
             failed += result.status == "failed"
             if on_progress is not None:
                 on_progress(done, failed, total)
             return result
 
-        return list(await asyncio.gather(*(one(text) for text in texts)))
+        return list(await asyncio.gather(*(one(t, w) for t, w in zip(texts, indices, strict=True))))
 
-    def elicit_sync(
-        self, text: str, labels: Sequence[str], sample_indices: Sequence[int] | None = None
+    async def _elicit_guarded(
+        self, text: str, labels: Sequence[str], sample_indices: Sequence[int] | None
     ) -> Elicitation:
-        """``elicit`` from synchronous code (not from inside a running event loop)."""
-
-        async def run() -> Elicitation:
-            try:
-                return await self.elicit(text, labels, sample_indices)
-            finally:
-                await aclose_endpoint_clients()
-
-        return asyncio.run(run())
-
-    async def _elicit_guarded(self, text: str, labels: Sequence[str]) -> Elicitation:
         started = time.perf_counter()
         try:
-            return await self.elicit(text, labels)
+            return await self.elicit(text, labels, sample_indices)
         except Exception as exc:  # a bug must not sink the whole batch; it is logged loudly
             logger.exception("elicitation crashed for one text")
             error = LLMError("http_error", f"unexpected {type(exc).__name__} while eliciting")
@@ -340,7 +345,7 @@ class LLMClient:
                     )
                     await asyncio.sleep(wait)
                     continue
-                record.error = error.to_dict()
+                record.error = error
                 return record
             record.latency_ms = (time.perf_counter() - started) * 1000
             self._read_completion(record, completion, labels, api_key)
@@ -391,7 +396,7 @@ class LLMClient:
         record.completion_tokens = getattr(usage, "completion_tokens", None)
         choices = getattr(completion, "choices", None) or []
         if not choices:
-            record.error = LLMError("unparseable", "the answer has no choices").to_dict()
+            record.error = LLMError("unparseable", "the answer has no choices")
             return
         record.choices = len(choices)
         choice = choices[0]
@@ -401,19 +406,17 @@ class LLMClient:
         refusal = getattr(message, "refusal", None)
         if refusal or choice.finish_reason == "content_filter":
             detail = scrub(refusal, (api_key,)) or "the answer was filtered"
-            error = LLMError("refused", f"the model refused: {detail}"[:RAW_EXCERPT_LIMIT])
-            record.error = error.to_dict()
+            record.error = LLMError("refused", f"the model refused: {detail}"[:RAW_EXCERPT_LIMIT])
             return
         if choice.finish_reason == "length":
-            error = LLMError(
+            record.error = LLMError(
                 "truncated",
                 f"the answer hit max_tokens={self.config.max_tokens} before it ended",
                 raw_excerpt=record.raw_text,
             )
-            record.error = error.to_dict()
             return
         if record.raw_text is None:
-            record.error = LLMError("unparseable", "the answer has no text").to_dict()
+            record.error = LLMError("unparseable", "the answer has no text")
             return
         parsed = parse_distribution(
             record.raw_text, labels, missing_labels=self.config.missing_labels
@@ -422,12 +425,11 @@ class LLMClient:
         record.repairs = list(parsed.repairs)
         record.reason = parsed.reason
         if parsed.status == "failed" or parsed.probabilities is None:
-            error = LLMError(
+            record.error = LLMError(
                 "unparseable",
                 f"the answer is not a distribution over the labels: {parsed.reason}",
                 raw_excerpt=record.raw_text,
             )
-            record.error = error.to_dict()
             return
         record.probabilities = [float(p) for p in parsed.as_list()]
         record.reasoning = parsed.reasoning
@@ -501,7 +503,7 @@ def _combine(
     if not parsed:
         if last_error is None:
             failures = [s.error for s in samples if s.error is not None]
-            last_error = LLMError.from_dict(failures[-1]) if failures else None
+            last_error = failures[-1] if failures else None
         error = last_error or LLMError("unparseable", "no sample was answered")
         return Elicitation(None, "failed", samples, error, latency_ms)
     width = len(parsed[0].probabilities or [])

@@ -74,13 +74,3 @@ class LLMError(Exception):
             "message": self.message,
             "raw_excerpt": self.raw_excerpt,
         }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LLMError:
-        """The inverse of ``to_dict``."""
-        return cls(
-            data["kind"],
-            data["message"],
-            status_code=data.get("status_code"),
-            raw_excerpt=data.get("raw_excerpt"),
-        )

@@ -197,7 +197,7 @@ def _record_llm_calls(elicitation, record: LLMCallRecorder | None) -> None:
         if sample.probabilities is not None:
             outcome = "ok"
         else:
-            kind = (sample.error or {}).get("kind", "unparseable")
+            kind = sample.error.kind if sample.error is not None else "unparseable"
             outcome = _LLM_OUTCOMES.get(kind, "error")
         record(outcome, (sample.latency_ms or 0.0) / 1000)
 

@@ -138,7 +138,7 @@ def _answer_values(
         "repairs": list(sample.repairs),
         "reasoning": sample.reasoning,
         "answer_agrees": sample.answer_agrees,
-        "error": None if answered else sample.error,
+        "error": None if answered or sample.error is None else sample.error.to_dict(),
         "response_model": sample.model,
         "latency_ms": sample.latency_ms,
         "prompt_tokens": sample.prompt_tokens,

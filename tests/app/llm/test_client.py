@@ -238,19 +238,12 @@ def test_one_failing_item_does_not_fail_the_others(simulator, run_async):
     assert [p[0] for p in progress] == list(range(1, 11))
 
 
-def test_elicit_sync(simulator):
-    result = make_client(simulator.base_url, temperature=0).elicit_sync(TEXTS[0], LABELS)
-    assert result.status == "ok"
-    parsed = parse_distribution(result.samples[0].raw_text, LABELS)
-    assert result.probabilities == parsed.as_list()
-
-
 def test_missing_key_variable_fails_every_sample_without_a_request(simulator, run_async):
     client = make_client(simulator.base_url, api_key_env="VERBCAL_TEST_UNSET_KEY", samples=2)
     result = run_async(client.elicit(TEXTS[0], LABELS))
     assert result.status == "failed" and result.error.kind == "config"
     assert "VERBCAL_TEST_UNSET_KEY" in result.error.message
-    assert all(s.error["kind"] == "config" for s in result.samples)
+    assert all(s.error.kind == "config" for s in result.samples)
     assert simulator.stats()["requests"] == 0
 
 
@@ -406,3 +399,22 @@ def test_a_400_about_the_format_is_unsupported_but_other_400s_are_not(simulator,
     assert error.kind == "unsupported_structured_output" and error.status_code == 400
     other = make_client(simulator.base_url, extra_body={"n": 2})
     assert run_async(other.elicit(TEXTS[0], LABELS)).error.kind == "http_error"
+
+
+def test_elicit_many_stops_asking_after_a_fatal_error(start_simulator, run_async):
+    server = start_simulator(reject_json_schema=True)
+    client = make_client(server.base_url, structured_output="json_schema")
+    results = run_async(client.elicit_many(TEXTS[:10], LABELS, concurrency=2))
+    assert server.stats()["requests"] == 2  # the two started before the first rejection came
+    assert [r.asked for r in results] == [True, True] + [False] * 8
+    assert all(r.error.kind == "unsupported_structured_output" for r in results)
+    assert all(r.samples == [] for r in results[2:])
+
+
+def test_elicit_many_restricts_each_text_to_its_sample_indices(simulator, run_async):
+    client = make_client(simulator.base_url, samples=3, temperature=0.5)
+    results = run_async(client.elicit_many(TEXTS[:2], LABELS, sample_indices=[[2], None]))
+    assert [s.index for s in results[0].samples] == [2]
+    assert [s.index for s in results[1].samples] == [0, 1, 2]
+    with pytest.raises(ValueError, match="one entry per text"):
+        run_async(client.elicit_many(TEXTS[:2], LABELS, sample_indices=[[0]]))

@@ -9,6 +9,7 @@ from app.db import transaction
 from app.errors import ConflictError, InvalidInputError
 from app.llm.client import Elicitation as ElicitationResult
 from app.llm.client import SampleRecord
+from app.llm.errors import LLMError
 from app.models import Elicitation, Example, Job, Task
 from app.services.data import text_hash
 from app.services.elicitation import missing_work, start_elicitation, store_answers
@@ -34,7 +35,7 @@ def sample(index: int, ok: bool = True) -> SampleRecord:
             index=index, seed=index, raw_text="{}", parse_status="ok",
             probabilities=[0.7, 0.1, 0.1, 0.1],
         )  # fmt: skip
-    error = {"kind": "unparseable", "message": "no JSON", "status_code": None, "raw_excerpt": "x"}
+    error = LLMError("unparseable", "no JSON", raw_excerpt="x")
     return SampleRecord(index=index, seed=index, raw_text="x", parse_status="failed", error=error)
 
 
