@@ -32,12 +32,17 @@ from app.llm.config import LLMConfig
 from app.llm.simulator import SIMULATED_MODEL
 from app.llm.synthetic import TICKET_LABELS, generate_examples
 from app.migrate import upgrade_to_head
-from app.models import Job, Task
+from app.models import FINISHED_JOB_STATUSES, Job, Task
 from app.schemas.calibrations import FitRequest
 from app.services import tasks as task_service
 from app.services.calibration import fit_task
 from app.services.data import import_examples
-from app.services.elicitation import active_job, missing_work, start_elicitation
+from app.services.elicitation import (
+    active_job,
+    current_answer_key,
+    missing_work,
+    start_elicitation,
+)
 from app.services.keys import create_key
 
 DEMO_TASK = "support-tickets"
@@ -48,7 +53,6 @@ DEMO_DESCRIPTION = (
 SIMULATOR_T0 = 2.0
 SIMULATOR_ROUNDING = 0.05
 SIMULATOR_START_TIMEOUT_S = 30.0
-FINISHED_JOB_STATUSES = ("succeeded", "failed", "cancelled")
 _JOB_POLL_S = 0.25
 
 
@@ -204,7 +208,7 @@ def elicit_missing(factory: sessionmaker[Session], settings: Settings) -> None:
         task = task_service.get_task(session, DEMO_TASK)
         job = active_job(session, task)
         if job is None:
-            key = task_service.current_answer_key(task)
+            key = current_answer_key(task)
             if key is None or not missing_work(session, task, key):
                 _say("every example already has an LLM answer")
                 return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 from sqlalchemy import (
     JSON,
@@ -203,6 +203,13 @@ class CalibrationRequest(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
+ACTIVE_JOB_STATUSES = ("queued", "running")
+FINISHED_JOB_STATUSES = ("succeeded", "failed", "cancelled")
+_ACTIVE_JOB_SQL = "status IN (" + ", ".join(f"'{s}'" for s in ACTIVE_JOB_STATUSES) + ")"
+
+
 class Job(Base):
     """Background work (elicitation). Claimed by workers; a stale heartbeat means reclaimable."""
 
@@ -214,8 +221,8 @@ class Job(Base):
             "task_id",
             "kind",
             unique=True,
-            sqlite_where=text("status IN ('queued', 'running')"),
-            postgresql_where=text("status IN ('queued', 'running')"),
+            sqlite_where=text(_ACTIVE_JOB_SQL),
+            postgresql_where=text(_ACTIVE_JOB_SQL),
         ),
     )
 

@@ -60,7 +60,7 @@ from sqlalchemy import Engine, case, func, select
 from starlette.routing import Mount
 
 from app.config import Settings
-from app.models import Job
+from app.models import ACTIVE_JOB_STATUSES, JOB_STATUSES, Job
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -78,8 +78,6 @@ __all__ = [
 
 REQUEST_ID_HEADER = "X-Request-ID"
 UNMATCHED_ROUTE = "unmatched"
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-ACTIVE_JOB_STATUSES = ("queued", "running")
 
 request_id_var: ContextVar[str | None] = ContextVar("verbcal_request_id", default=None)
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.dashboard import charts
 from app.errors import InvalidInputError
-from app.models import Calibration, Job, Task
+from app.models import FINISHED_JOB_STATUSES, Calibration, Job, Task
 from app.schemas.jobs import JobOut
 from app.services import calibration as calibration_service
 from app.services import elicitation as elicitation_service
@@ -64,7 +64,7 @@ def latest_job(session: Session, task: Task) -> Job | None:
 
 def job_progress(job_out: JobOut) -> dict[str, Any]:
     """The JSON the progress bar polls (and the server-side first render of the bar)."""
-    finished = job_out.status in job_service.FINISHED_STATUSES
+    finished = job_out.status in FINISHED_JOB_STATUSES
     return {
         "id": job_out.id,
         "status": job_out.status,

@@ -21,61 +21,33 @@ answers are upserted). On resume ``done`` becomes ``total`` minus what is still 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.db import create_db_engine, create_session_factory, transaction
-from app.llm.client import Elicitation as ElicitationResult
-from app.llm.client import LLMClient, aclose_endpoint_clients
-from app.llm.config import LLMConfig
-from app.llm.errors import FATAL_KINDS, LLMError
-from app.models import Example, Job, Task, utcnow
-from app.services.elicitation import missing_work, store_answers
-from app.services.tasks import AnswerKey, current_answer_key, task_llm_config, task_template
+from app.jobs.elicitation import ElicitationRun
+from app.models import Job, utcnow
+from app.services.jobs import MAX_JOB_ERRORS
 
 logger = logging.getLogger(__name__)
 
-MAX_JOB_ERRORS = 20
-_TEXT_EXCERPT = 80
 _SQLITE_CLAIM_CANDIDATES = 5
 
 ProgressHook = Callable[[str, int, int, int], None]
 """Called after each committed batch with (job id, done, failed, total)."""
 
 
-@dataclass(frozen=True)
-class _WorkItem:
-    example_id: int
-    sample_indices: list[int]
-    text: str
-
-
-@dataclass
-class _JobPlan:
-    job_id: str
-    task_id: int
-    labels: list[str]
-    key: AnswerKey
-    config: LLMConfig
-    client: LLMClient
-    items: list[_WorkItem]
-    attempt: int
-
-
-class _JobLost(Exception):
+class JobLost(Exception):
     """The job is no longer ours: reclaimed by another worker after our lease lapsed."""
 
 
@@ -146,135 +118,39 @@ class Worker:
         heartbeat = _Heartbeat(self, job_id)
         heartbeat.start()
         try:
-            plan = self._prepare(job_id)
-            if plan is not None:
-                asyncio.run(self._process(plan))
-        except _JobLost:
+            ElicitationRun(self, job_id).run()
+        except JobLost:
             logger.warning(
                 "job %s was reclaimed by another worker; %s stops", job_id, self.worker_id
             )
         except Exception as exc:
             logger.exception("job %s failed", job_id)
-            self._finish(job_id, "failed", error=f"{type(exc).__name__}: {exc}")
+            self.finish(job_id, "failed", error=f"{type(exc).__name__}: {exc}")
         finally:
             heartbeat.stop()
 
-    def _owned_job(self, session: Session, job_id: str) -> Job:
+    def owned_job(self, session: Session, job_id: str) -> Job:
         job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
         if job is None or job.status != "running" or job.worker_id != self.worker_id:
-            raise _JobLost(job_id)
+            raise JobLost(job_id)
         return job
 
-    def _prepare(self, job_id: str) -> _JobPlan | None:
-        with transaction(self.session_factory) as session:
-            job = self._owned_job(session, job_id)
-            task = session.get(Task, job.task_id)
-            config = task_llm_config(task) if task is not None else None
-            key = current_answer_key(task) if task is not None else None
-            if task is None or config is None or key is None:
-                self._finish_in(session, job, "failed", error="the task has no LLM config")
-                return None
-            if job.cancel_requested:
-                self._finish_in(session, job, "cancelled")
-                return None
-            work = missing_work(session, task, key)
-            job.done = max(job.total - len(work), 0)
-            job.total = job.done + len(work)
-            job.failed = 0
-            job.heartbeat_at = utcnow()
-            job.params = {**(job.params or {}), "task": task.name, "answer_key": asdict(key)}
-            if not work:
-                self._finish_in(session, job, "succeeded")
-                return None
-            return _JobPlan(
-                job_id=job.id,
-                task_id=task.id,
-                labels=list(task.labels),
-                key=key,
-                config=config,
-                client=LLMClient(config, task_template(task)),
-                items=[_WorkItem(ex.id, indices, ex.text) for ex, indices in work],
-                attempt=job.attempts,
-            )
+    def stop_requested(self) -> bool:
+        """The worker is stopping (SIGTERM): a running job goes back to the queue."""
+        return self._stop_event.is_set()
 
-    async def _process(self, plan: _JobPlan) -> None:
-        try:
-            size = self.settings.job_batch_size
-            for start in range(0, len(plan.items), size):
-                if start > 0:
-                    if self._cancel_requested(plan.job_id):
-                        self._finish(plan.job_id, "cancelled")
-                        return
-                    if self._stop_event.is_set():
-                        self._release(plan.job_id)
-                        return
-                batch = plan.items[start : start + size]
-                results = await plan.client.elicit_many(
-                    [item.text for item in batch],
-                    plan.labels,
-                    sample_indices=[item.sample_indices for item in batch],
-                )
-                asked = [(item, r) for item, r in zip(batch, results, strict=True) if r.asked]
-                self._commit_batch(plan, [item for item, _ in asked], [r for _, r in asked])
-                fatal = next((r.error for r in results if _is_fatal(r.error)), None)
-                if fatal is not None:
-                    self._finish(plan.job_id, "failed", error=f"stopped: {fatal}")
-                    return
-            self._finish(plan.job_id, "succeeded")
-        finally:
-            await aclose_endpoint_clients()
-
-    def _commit_batch(
-        self,
-        plan: _JobPlan,
-        batch: Sequence[_WorkItem],
-        results: Sequence[ElicitationResult],
-    ) -> None:
-        """Store a batch's answers, progress and heartbeat in one transaction."""
-        with transaction(self.session_factory) as session:
-            job = self._owned_job(session, plan.job_id)
-            task = session.get(Task, plan.task_id)
-            if task is None:
-                raise RuntimeError("the task was deleted while its job ran")
-            examples = {
-                example.id: example
-                for example in session.scalars(
-                    select(Example).where(Example.id.in_([item.example_id for item in batch]))
-                )
-            }
-            errors = list(job.errors or [])
-            failed = 0
-            for item, result in zip(batch, results, strict=True):
-                example = examples.get(item.example_id)
-                if example is None:  # deleted meanwhile: nothing left to ask about
-                    continue
-                store_answers(session, task, example, plan.key, result, plan.job_id)
-                first_error = _first_sample_error(result)
-                if first_error is None:
-                    continue
-                failed += 1
-                if len(errors) < MAX_JOB_ERRORS:
-                    errors.append(_error_entry(example, *first_error, attempt=plan.attempt))
-            job.done += len(batch)
-            job.failed += failed
-            job.errors = errors
-            job.heartbeat_at = utcnow()
-            done, failed_total, total = job.done, job.failed, job.total
-        if self.on_progress is not None:
-            self.on_progress(plan.job_id, done, failed_total, total)
-
-    def _cancel_requested(self, job_id: str) -> bool:
+    def cancel_requested(self, job_id: str) -> bool:
         with transaction(self.session_factory) as session:
             return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
-    def _finish(self, job_id: str, status: str, error: str | None = None) -> None:
+    def finish(self, job_id: str, status: str, error: str | None = None) -> None:
         try:
             with transaction(self.session_factory) as session:
-                self._finish_in(session, self._owned_job(session, job_id), status, error)
-        except _JobLost:
+                self.finish_in(session, self.owned_job(session, job_id), status, error)
+        except JobLost:
             logger.warning("job %s was no longer ours when it ended as %s", job_id, status)
 
-    def _finish_in(self, session: Session, job: Job, status: str, error: str | None = None):
+    def finish_in(self, session: Session, job: Job, status: str, error: str | None = None):
         if error is not None and len(job.errors or []) < MAX_JOB_ERRORS:
             job.errors = [*(job.errors or []), {"kind": "job", "message": error[:500]}]
         job.status = status
@@ -282,7 +158,7 @@ class Worker:
         job.heartbeat_at = job.finished_at
         logger.info("job %s %s (%d/%d, %d failed)", job.id, status, job.done, job.total, job.failed)
 
-    def _release(self, job_id: str) -> None:
+    def release(self, job_id: str) -> None:
         """Put a job back in the queue (this worker is stopping)."""
         with transaction(self.session_factory) as session:
             session.execute(
@@ -329,32 +205,6 @@ class Worker:
                 continue
             self.run_job(job_id)
         logger.info("worker %s stopped", self.worker_id)
-
-
-def _is_fatal(error: LLMError | None) -> bool:
-    """An error every other request would repeat (``FATAL_KINDS``): the job stops."""
-    return error is not None and error.kind in FATAL_KINDS
-
-
-def _first_sample_error(result: ElicitationResult) -> tuple[int | None, LLMError] | None:
-    for sample in result.samples:
-        if sample.probabilities is None:
-            return sample.index, sample.error or LLMError("unparseable", "no answer")
-    if not result.samples and result.error is not None:
-        return None, result.error
-    return None
-
-
-def _error_entry(
-    example: Example, sample_index: int | None, error: LLMError, *, attempt: int
-) -> dict[str, Any]:
-    return {
-        **error.to_dict(),
-        "example_id": example.external_id,
-        "text": example.text[:_TEXT_EXCERPT],
-        "sample_index": sample_index,
-        "attempt": attempt,
-    }
 
 
 class _Heartbeat:

@@ -1,4 +1,4 @@
-"""Elicitation jobs: what is missing under a task's current answer key, and storing answers.
+"""Elicitation: the answer key, starting jobs, what is missing under the key, storing answers.
 
 The unit of a job is the *example*: ``total`` counts the examples that lack at least one of the
 k samples (0..k−1) under the task's current answer key, and a worker asks each of them only for
@@ -9,7 +9,7 @@ it; an ``ok`` or ``repaired`` answer is never asked for again.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -21,11 +21,61 @@ from app.config import Settings
 from app.errors import ConflictError, InvalidInputError, field_error
 from app.llm.client import Elicitation as ElicitationResult
 from app.llm.client import SampleRecord
-from app.models import ANSWER_KEY_COLUMNS, Elicitation, Example, Job, Task, utcnow
-from app.services.tasks import LLM_SOURCE, AnswerKey, answer_key_filter, current_answer_key
+from app.models import (
+    ACTIVE_JOB_STATUSES,
+    ANSWER_KEY_COLUMNS,
+    Elicitation,
+    Example,
+    Job,
+    Task,
+    utcnow,
+)
+from app.services.tasks import task_llm_config, task_prompt_version
 
 ELICITATION_JOB = "elicitation"
-ACTIVE_JOB_STATUSES = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class AnswerKey:
+    """What identifies the LLM answers that belong to a task's current configuration."""
+
+    base_url: str
+    model: str
+    prompt_version: str
+    params_fingerprint: str
+    samples: int
+
+
+LLM_SOURCE = "llm"
+
+
+def answer_key_filter(task: Task, key: AnswerKey) -> list[Any]:
+    """SQL conditions selecting the task's LLM answers stored under ``key`` (samples 0..k−1)."""
+    return [
+        Elicitation.task_id == task.id,
+        Elicitation.source == LLM_SOURCE,
+        Elicitation.base_url == key.base_url,
+        Elicitation.model == key.model,
+        Elicitation.prompt_version == key.prompt_version,
+        Elicitation.params_fingerprint == key.params_fingerprint,
+        Elicitation.sample_index < key.samples,
+    ]
+
+
+def current_answer_key(task: Task) -> AnswerKey | None:
+    """The key of the answers the task's current LLM config and prompt produce, or None."""
+    config = task_llm_config(task)
+    if config is None:
+        return None
+    return AnswerKey(
+        base_url=config.base_url,
+        model=config.model,
+        prompt_version=task_prompt_version(task),
+        params_fingerprint=config.params_fingerprint(),
+        samples=config.samples,
+    )
+
+
 ANSWERED_STATUSES = ("ok", "repaired")
 
 

@@ -9,7 +9,8 @@ from app.errors import ConflictError, NotFoundError
 from app.models import Job, Task, utcnow
 from app.schemas.jobs import JobError, JobOut
 
-FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
+MAX_JOB_ERRORS = 20
+"""Most errors a job records (the first ones): enough to diagnose, bounded in size."""
 
 
 def get_job(session: Session, job_id: str) -> Job:

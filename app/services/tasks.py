@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import ConflictError, InvalidInputError, NotFoundError, field_error
 from app.llm.config import LLMConfig
-from app.models import Calibration, Elicitation, Example, Task
+from app.models import Calibration, Example, Task
 from app.schemas.tasks import ActiveCalibrationSummary, TaskOut
 from prompts import (
     Template,
@@ -21,33 +20,6 @@ from prompts import (
     prompt_version,
     template_from_text,
 )
-
-
-@dataclass(frozen=True)
-class AnswerKey:
-    """What identifies the LLM answers that belong to a task's current configuration."""
-
-    base_url: str
-    model: str
-    prompt_version: str
-    params_fingerprint: str
-    samples: int
-
-
-LLM_SOURCE = "llm"
-
-
-def answer_key_filter(task: Task, key: AnswerKey) -> list[Any]:
-    """SQL conditions selecting the task's LLM answers stored under ``key`` (samples 0..k−1)."""
-    return [
-        Elicitation.task_id == task.id,
-        Elicitation.source == LLM_SOURCE,
-        Elicitation.base_url == key.base_url,
-        Elicitation.model == key.model,
-        Elicitation.prompt_version == key.prompt_version,
-        Elicitation.params_fingerprint == key.params_fingerprint,
-        Elicitation.sample_index < key.samples,
-    ]
 
 
 def get_task(session: Session, name: str) -> Task:
@@ -80,20 +52,6 @@ def task_prompt_version(task: Task) -> str:
 
 def task_llm_config(task: Task) -> LLMConfig | None:
     return None if task.llm is None else LLMConfig.model_validate(task.llm)
-
-
-def current_answer_key(task: Task) -> AnswerKey | None:
-    """The key of the answers the task's current LLM config and prompt produce, or None."""
-    config = task_llm_config(task)
-    if config is None:
-        return None
-    return AnswerKey(
-        base_url=config.base_url,
-        model=config.model,
-        prompt_version=task_prompt_version(task),
-        params_fingerprint=config.params_fingerprint(),
-        samples=config.samples,
-    )
 
 
 def validate_template_text(text: str | None) -> None:

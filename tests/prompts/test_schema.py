@@ -130,7 +130,7 @@ def test_reasoning_schema_puts_a_required_reasoning_string_first():
         "required": ["reasoning", "b", "a"],
         "additionalProperties": False,
     }
-    assert list(schema["properties"])[0] == REASONING_KEY == "reasoning"
+    assert next(iter(schema["properties"])) == REASONING_KEY == "reasoning"
 
 
 def test_reasoning_schema_validates_the_reasoning_answer():

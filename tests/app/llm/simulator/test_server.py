@@ -8,8 +8,6 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from app.llm import simulator as simulator_module
 from app.llm.simulator import SimulatorSettings, stated_distribution
