@@ -325,10 +325,11 @@ def llm_check(task: Annotated[str, typer.Argument(help="The task whose LLM to ch
     from app.llm.client import aclose_endpoint_clients
     from app.services.llm_check import plan_check, run_check
 
-    engine = _require_migrated(Settings())
+    settings = Settings()
+    engine = _require_migrated(settings)
     try:
         with transaction(create_session_factory(engine)) as session:
-            plan = plan_check(session, task)
+            plan = plan_check(session, task, settings.llm_policy)
     except ServiceError as exc:
         _fail(exc.message)
     finally:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.llm.policy import EndpointPolicy
+
+ENV_PREFIX = "VERBCAL_"
+
 
 class Settings(BaseSettings):
     """Service configuration. Every field is set by the environment variable ``VERBCAL_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="VERBCAL_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore")
 
     database_url: str = Field(
         default="sqlite:///./verbcal.db",
@@ -69,6 +73,21 @@ class Settings(BaseSettings):
         description="Seconds an authenticated API key is remembered in-process; a revoked key "
         "stops working within this time. 0: look every key up on every request.",
     )
+    llm_key_envs: str = Field(
+        default="OPENAI_API_KEY,VERBCAL_LLM_KEY_*",
+        description="Comma-separated environment variables a task's `llm.api_key_env` may name; "
+        "`NAME_*` allows a prefix. verbcal's own VERBCAL_<SETTING> variables never.",
+    )
+    llm_hosts: str = Field(
+        default="",
+        description="Comma-separated hosts a task's `llm.base_url` may point at (`*.example.com` "
+        "for subdomains). Empty: any host.",
+    )
+    llm_allow_link_local: bool = Field(
+        default=False,
+        description="Allow LLM hosts at link-local or cloud-metadata addresses (169.254.0.0/16, "
+        "fe80::/10, fd00:ec2::254).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
     log_json: bool = Field(default=True, description="Structured JSON logs.")
     metrics_token: SecretStr | None = Field(
@@ -76,6 +95,22 @@ class Settings(BaseSettings):
         description="If set, GET /metrics requires `Authorization: Bearer <token>`. Unset: "
         "/metrics is open, so scrape it on an internal network only.",
     )
+
+    @cached_property
+    def llm_policy(self) -> EndpointPolicy:
+        """The operator's limits on task LLM configs (see ``app.llm.policy``)."""
+        return EndpointPolicy(
+            key_env_patterns=_comma_list(self.llm_key_envs),
+            forbidden_key_envs=frozenset(
+                f"{ENV_PREFIX}{name}".upper() for name in type(self).model_fields
+            ),
+            allowed_hosts=_comma_list(self.llm_hosts),
+            allow_link_local=self.llm_allow_link_local,
+        )
+
+
+def _comma_list(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
 @lru_cache

@@ -292,11 +292,12 @@ async def check_llm(
     request: Request,
     name: str,
     session: SessionDep,
+    settings: SettingsDep,
     admin: AdminDep,
     _form: FormData = Depends(auth.verified_form),
 ) -> Response:
     """Probe the task's LLM server and show the result in the elicitation panel."""
-    plan = await run_in_db_thread(request, llm_check.plan_check, session, name)
+    plan = await run_in_db_thread(request, llm_check.plan_check, session, name, settings.llm_policy)
     check = await llm_check.run_check(plan)
     return await run_in_db_thread(
         request, _task_page, request, session, admin, name, 200, None, check

@@ -97,7 +97,11 @@ class ElicitationRun:
                 labels=list(task.labels),
                 key=key,
                 config=config,
-                client=LLMClient(config, task_template(task)),
+                client=LLMClient(
+                    config,
+                    task_template(task),
+                    endpoint_policy=self.worker.settings.llm_policy,
+                ),
                 items=[_WorkItem(ex.id, indices, ex.text) for ex, indices in work],
                 attempt=job.attempts,
             )

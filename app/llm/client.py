@@ -35,7 +35,9 @@ Answer policy, for k samples (k calls with seeds seed+i; ``n`` is never sent):
 - When no sample parsed, status is ``failed``, ``probabilities`` is None and ``error`` is the last
   sample's typed error.
 
-The API key is read from the environment at call time and never logged or put in an error.
+The API key is read from the environment at call time and never logged or put in an error. With
+an ``endpoint_policy`` (``app.llm.policy``), a config the operator does not allow (key variable,
+host) fails as ``config`` before anything is sent.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from openai.types.chat import ChatCompletion
 
 from app.llm.config import LLMConfig
 from app.llm.errors import FATAL_KINDS, RAW_EXCERPT_LIMIT, LLMError, scrub
+from app.llm.policy import EndpointPolicy
 from prompts import Template, parse_distribution, render_messages, response_format_for
 
 try:  # openai >= 3 speaks httpx2; older releases speak httpx.
@@ -231,11 +234,17 @@ class LLMClient:
     """Elicits label distributions for texts from one endpoint with one prompt template."""
 
     def __init__(
-        self, config: LLMConfig, template: Template, *, retry_policy: RetryPolicy | None = None
+        self,
+        config: LLMConfig,
+        template: Template,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        endpoint_policy: EndpointPolicy | None = None,
     ) -> None:
         self.config = config
         self.template = template
         self.retry_policy = retry_policy or RetryPolicy()
+        self.endpoint_policy = endpoint_policy
 
     async def elicit(
         self, text: str, labels: Sequence[str], sample_indices: Sequence[int] | None = None
@@ -246,6 +255,7 @@ class LLMClient:
         if not indices:
             raise ValueError("sample_indices must not be empty")
         try:
+            self._check_endpoint_policy()
             api_key = self.config.resolve_api_key()
         except LLMError as exc:
             samples = [
@@ -258,6 +268,14 @@ class LLMClient:
             *(self._ask_sample(messages, list(labels), i, api_key) for i in indices)
         )
         return _combine(list(samples), started)
+
+    def _check_endpoint_policy(self) -> None:
+        """A config the operator does not allow is a ``config`` error: nothing is sent."""
+        if self.endpoint_policy is None:
+            return
+        violations = self.endpoint_policy.violations(self.config)
+        if violations:
+            raise LLMError("config", "; ".join(v.message for v in violations))
 
     async def elicit_many(
         self,

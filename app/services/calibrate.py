@@ -172,14 +172,14 @@ def _check_text(text: str, settings: Settings) -> None:
         )
 
 
-def _llm_client(task: Task) -> LLMClient:
+def _llm_client(task: Task, settings: Settings) -> LLMClient:
     config = task_llm_config(task)
     if config is None:
         raise InvalidInputError(
             f"task {task.name!r} has no LLM configured; send `probabilities` instead of `text`",
             [field_error("text", "the task has no llm config")],
         )
-    return LLMClient(config, task_template(task))
+    return LLMClient(config, task_template(task), endpoint_policy=settings.llm_policy)
 
 
 LLMCallRecorder = Callable[[str, float], None]
@@ -289,7 +289,7 @@ async def elicit_item(
     if item.probabilities is not None:
         return Elicited(_from_probabilities(task, item.probabilities, row), None, None)
     _check_text(item.text, settings)
-    answer = await _llm_client(task).elicit(item.text, list(task.labels))
+    answer = await _llm_client(task, settings).elicit(item.text, list(task.labels))
     return _elicited_result(answer, item.text, settings, record_llm_call)
 
 
@@ -334,7 +334,7 @@ async def elicit_batch(
             outcomes[index] = exc
     if text_items:
         try:
-            client = _llm_client(task)
+            client = _llm_client(task, settings)
         except ServiceError as exc:
             for index in text_items:
                 outcomes[index] = exc

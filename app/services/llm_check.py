@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidInputError, field_error
 from app.llm.check import ServerCheck, check_server
 from app.llm.config import LLMConfig
+from app.llm.policy import EndpointPolicy
 from app.models import Example
 from app.services.tasks import get_task, task_llm_config, task_template
 from prompts import Template
@@ -28,10 +29,11 @@ class CheckPlan:
     text: str
 
 
-def plan_check(session: Session, task_name: str) -> CheckPlan:
+def plan_check(session: Session, task_name: str, policy: EndpointPolicy) -> CheckPlan:
     """The task's LLM config and prompt, and a probe text: its first example, cut short.
 
-    Raises NotFoundError for an unknown task and InvalidInputError when it has no LLM config.
+    Raises NotFoundError for an unknown task, and InvalidInputError when it has no LLM config or
+    one the operator's ``policy`` does not allow (nothing is sent then).
     """
     task = get_task(session, task_name)
     config = task_llm_config(task)
@@ -40,6 +42,10 @@ def plan_check(session: Session, task_name: str) -> CheckPlan:
             f"task {task.name!r} has no LLM config: set `llm` with PATCH /tasks/{task.name}",
             [field_error("llm", "required to check the LLM server")],
         )
+    violations = policy.violations(config)
+    if violations:
+        details = [field_error(v.field, v.message) for v in violations]
+        raise InvalidInputError(violations[0].message, details)
     text = session.scalar(
         select(Example.text).where(Example.task_id == task.id).order_by(Example.id).limit(1)
     )

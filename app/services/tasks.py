@@ -8,8 +8,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.config import get_settings
 from app.errors import ConflictError, InvalidInputError, NotFoundError, field_error
 from app.llm.config import LLMConfig
+from app.llm.policy import EndpointPolicy
 from app.models import Calibration, Example, Task
 from app.schemas.tasks import ActiveCalibrationSummary, TaskOut
 from prompts import (
@@ -63,18 +65,32 @@ def validate_template_text(text: str | None) -> None:
         raise InvalidInputError(str(exc), [field_error("prompt_template", str(exc))]) from exc
 
 
-def validate_reasoning_labels(labels: list[str], llm: dict[str, Any] | None) -> None:
-    """A label spelled like the reasoning property cannot be used with reasoning on."""
-    if llm and llm.get("reasoning"):
+def validate_llm(
+    labels: list[str], llm: dict[str, Any] | None, policy: EndpointPolicy | None
+) -> None:
+    """An LLM config the task can use: what the operator allows (``policy``; None: the
+    process settings'), and no label clashing with the reasoning property when reasoning is on.
+    Raises InvalidInputError naming the fields."""
+    if llm is None:
+        return
+    policy = policy or get_settings().llm_policy
+    config = LLMConfig.model_validate(llm)
+    problems = [(v.field, v.message) for v in policy.violations(config, resolve=True)]
+    if config.reasoning:
         try:
             build_response_schema(labels, reasoning=True)
         except ValueError as exc:
-            raise InvalidInputError(str(exc), [field_error("llm.reasoning", str(exc))]) from exc
+            problems.append(("llm.reasoning", str(exc)))
+    if problems:
+        details = [field_error(field, message) for field, message in problems]
+        raise InvalidInputError(problems[0][1], details)
 
 
-def create_task(session: Session, data: dict[str, Any]) -> Task:
+def create_task(
+    session: Session, data: dict[str, Any], policy: EndpointPolicy | None = None
+) -> Task:
     validate_template_text(data.get("prompt_template"))
-    validate_reasoning_labels(data["labels"], data.get("llm"))
+    validate_llm(data["labels"], data.get("llm"), policy)
     if session.scalar(select(Task.id).where(Task.name == data["name"])) is not None:
         raise ConflictError(f"a task named {data['name']!r} already exists")
     task = Task(**data)
@@ -86,11 +102,13 @@ def create_task(session: Session, data: dict[str, Any]) -> Task:
     return task
 
 
-def update_task(session: Session, task: Task, changes: dict[str, Any]) -> Task:
+def update_task(
+    session: Session, task: Task, changes: dict[str, Any], policy: EndpointPolicy | None = None
+) -> Task:
     if "prompt_template" in changes:
         validate_template_text(changes["prompt_template"])
     if "llm" in changes:
-        validate_reasoning_labels(list(task.labels), changes["llm"])
+        validate_llm(list(task.labels), changes["llm"], policy)
     for field, value in changes.items():
         setattr(task, field, value)
     session.flush()

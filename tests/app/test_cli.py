@@ -258,10 +258,14 @@ def test_llm_check_prints_probes_and_a_recommendation(
     from app.llm.simulator import SimulatorSettings, running_simulator
 
     secret = "sk-cli-secret-never-printed"
-    monkeypatch.setenv("CLI_SIM_KEY", secret)
+    monkeypatch.setenv("VERBCAL_LLM_KEY_CLI", secret)
     settings = SimulatorSettings(reject_json_schema=reject_json_schema)
     with running_simulator(settings) as base_url:
-        llm = {"base_url": base_url, "model": "verbcal-simulated-llm", "api_key_env": "CLI_SIM_KEY"}
+        llm = {
+            "base_url": base_url,
+            "model": "verbcal-simulated-llm",
+            "api_key_env": "VERBCAL_LLM_KEY_CLI",
+        }
         _create_task(migrated_env, llm)
         result = runner.invoke(cli, ["llm", "check", "tickets"], env=migrated_env)
     assert result.exit_code == 0, result.output

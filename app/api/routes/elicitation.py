@@ -31,11 +31,11 @@ def start_elicitation(
 
 @router.post("/llm/check", response_model=ServerCheck, responses=error_responses(403, 404))
 async def check_llm(
-    request: Request, name: str, session: SessionDep, _key: AdminKey
+    request: Request, name: str, session: SessionDep, settings: SettingsDep, _key: AdminKey
 ) -> ServerCheck:
     """Probe the task's LLM server: each structured-output mode, `seed` and `n > 1`.
 
     Sends about five short real requests and recommends a mode; never shows a secret.
     """
-    plan = await run_in_db_thread(request, llm_check.plan_check, session, name)
+    plan = await run_in_db_thread(request, llm_check.plan_check, session, name, settings.llm_policy)
     return await llm_check.run_check(plan)

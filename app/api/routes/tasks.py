@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Response, status
 
-from app.api.deps import AdminKey, AnyKey, SessionDep
+from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep
 from app.api.errors import error_responses
 from app.schemas.tasks import TaskCreate, TaskOut, TaskUpdate
 from app.services import tasks as task_service
@@ -16,8 +16,10 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
     response_model=TaskOut,
     responses=error_responses(403, 409),
 )
-def create_task(body: TaskCreate, session: SessionDep, _key: AdminKey) -> TaskOut:
-    task = task_service.create_task(session, body.model_dump(mode="json"))
+def create_task(
+    body: TaskCreate, session: SessionDep, settings: SettingsDep, _key: AdminKey
+) -> TaskOut:
+    task = task_service.create_task(session, body.model_dump(mode="json"), settings.llm_policy)
     return task_service.task_out(session, task)
 
 
@@ -32,10 +34,12 @@ def get_task(name: str, session: SessionDep, _key: AnyKey) -> TaskOut:
 
 
 @router.patch("/{name}", response_model=TaskOut, responses=error_responses(403, 404))
-def update_task(name: str, body: TaskUpdate, session: SessionDep, _key: AdminKey) -> TaskOut:
+def update_task(
+    name: str, body: TaskUpdate, session: SessionDep, settings: SettingsDep, _key: AdminKey
+) -> TaskOut:
     task = task_service.get_task(session, name)
     changes = body.model_dump(mode="json", exclude_unset=True)
-    task = task_service.update_task(session, task, changes)
+    task = task_service.update_task(session, task, changes, settings.llm_policy)
     return task_service.task_out(session, task)
 
 

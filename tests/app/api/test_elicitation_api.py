@@ -176,8 +176,8 @@ def test_a_job_stops_at_once_on_an_unsupported_structured_output(
 
 
 def test_llm_check_recommends_the_configured_mode_when_it_works(client, simulator_url, monkeypatch):
-    monkeypatch.setenv("SIM_KEY", SECRET)
-    create(client, simulator_url, examples=1, api_key_env="SIM_KEY", temperature=0.7)
+    monkeypatch.setenv("VERBCAL_LLM_KEY_SIM", SECRET)
+    create(client, simulator_url, examples=1, api_key_env="VERBCAL_LLM_KEY_SIM", temperature=0.7)
     response = client.post("/tasks/t/llm/check")
     assert response.status_code == 200, response.text
     report = response.json()

@@ -69,10 +69,10 @@ def test_auth_required_and_roles(anon_client, app_client, client):
 
 
 def test_llm_config_is_stored_without_secrets(client, monkeypatch):
-    monkeypatch.setenv("MY_LLM_KEY", "sk-secret-value")
-    llm = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "MY_LLM_KEY"}
+    monkeypatch.setenv("VERBCAL_LLM_KEY_MINE", "sk-secret-value")
+    llm = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "VERBCAL_LLM_KEY_MINE"}
     body = client.post("/tasks", json={**TASK, "llm": llm}).json()
-    assert body["llm"]["api_key_env"] == "MY_LLM_KEY"
+    assert body["llm"]["api_key_env"] == "VERBCAL_LLM_KEY_MINE"
     assert "sk-secret-value" not in client.get("/tasks/tickets").text
 
 
@@ -134,3 +134,82 @@ def test_invalid_patch_is_422_and_changes_nothing(client, patch):
     assert r.status_code == 422, r.text
     task = client.get("/tasks/tickets").json()
     assert (task["description"], task["llm"], task["labels"]) == ("kept", None, TASK["labels"])
+
+
+# --- what an LLM config may reach (operator policy) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("llm", "field", "words"),
+    [
+        ({"api_key_env": "VERBCAL_DATABASE_URL"}, "llm.api_key_env", "verbcal's own settings"),
+        ({"api_key_env": "VERBCAL_SECRET_KEY"}, "llm.api_key_env", "verbcal's own settings"),
+        ({"api_key_env": "PATH"}, "llm.api_key_env", "not an allowed LLM key variable"),
+        ({"api_key_env": "HOME"}, "llm.api_key_env", "VERBCAL_LLM_KEY_ENVS"),
+        ({"base_url": "http://169.254.169.254/v1"}, "llm.base_url", "cloud-metadata"),
+        ({"base_url": "http://[fd00:ec2::254]/v1"}, "llm.base_url", "cloud-metadata"),
+        ({"base_url": "http://[::ffff:169.254.1.1]:80/v1"}, "llm.base_url", "link-local"),
+        ({"base_url": "http://metadata.google.internal/v1"}, "llm.base_url", "cloud-metadata"),
+    ],
+)
+def test_llm_configs_the_operator_does_not_allow_are_refused(client, llm, field, words):
+    config = {"base_url": "http://127.0.0.1:9/v1", "model": "m", **llm}
+    created = client.post("/tasks", json={**TASK, "llm": config})
+    assert created.status_code == 422, created.text
+    error = created.json()["error"]
+    assert error["details"][0]["field"] == field and words in error["message"]
+    assert client.get("/tasks/tickets").status_code == 404
+    client.post("/tasks", json=TASK)
+    patched = client.patch("/tasks/tickets", json={"llm": config})
+    assert patched.status_code == 422 and patched.json()["error"]["details"][0]["field"] == field
+    assert client.get("/tasks/tickets").json()["llm"] is None
+
+
+def test_allowed_key_variables_and_hosts_come_from_the_settings(settings, admin_key):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    settings = settings.model_copy(
+        update={
+            "llm_key_envs": "TEAM_KEY,OTHER_*",
+            "llm_hosts": "llm.internal,*.example.com",
+            "llm_allow_link_local": True,
+        }
+    )
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    with TestClient(create_app(settings, start_worker=False), headers=headers) as client:
+
+        def status(**llm) -> int:
+            config = {"base_url": "http://llm.internal/v1", "model": "m", **llm}
+            body = {"name": "t", "labels": ["a", "b"], "llm": config}
+            code = client.post("/tasks", json=body).status_code
+            client.delete("/tasks/t")
+            return code
+
+        assert status(api_key_env="TEAM_KEY") == 201
+        assert status(api_key_env="OTHER_ANYTHING") == 201
+        assert status(api_key_env="OPENAI_API_KEY") == 422  # not in this operator's list
+        assert status(api_key_env="VERBCAL_LLM_KEY_X") == 422
+        assert status(base_url="https://api.example.com/v1") == 201
+        assert status(base_url="https://example.com.evil.org/v1") == 422
+        assert status(base_url="http://169.254.169.254/v1") == 422  # allowed hosts still apply
+        assert status(base_url="http://127.0.0.1:9/v1") == 422
+
+
+def test_a_stored_config_that_the_policy_now_refuses_fails_at_call_time(
+    client, app_client, app, monkeypatch
+):
+    from app.db import transaction
+    from app.models import Task
+
+    client.post("/tasks", json=TASK)
+    with transaction(app.state.session_factory) as session:  # stored before the policy existed
+        task = session.query(Task).filter_by(name="tickets").one()
+        task.llm = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "PATH"}
+    result = app_client.post("/calibrate", json={"task": "tickets", "text": "hello"})
+    assert result.status_code == 502
+    error = result.json()["error"]
+    assert error["details"]["kind"] == "config"
+    assert "PATH is not an allowed LLM key variable" in error["message"]
+    assert "/usr" not in result.text
