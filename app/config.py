@@ -73,12 +73,12 @@ class Settings(BaseSettings):
         description="Seconds an authenticated API key is remembered in-process; a revoked key "
         "stops working within this time. 0: look every key up on every request.",
     )
-    llm_key_envs: str = Field(
+    allowed_llm_key_envs: str = Field(
         default="OPENAI_API_KEY,VERBCAL_LLM_KEY_*",
         description="Comma-separated environment variables a task's `llm.api_key_env` may name; "
         "`NAME_*` allows a prefix. verbcal's own VERBCAL_<SETTING> variables never.",
     )
-    llm_hosts: str = Field(
+    allowed_llm_hosts: str = Field(
         default="",
         description="Comma-separated hosts a task's `llm.base_url` may point at (`*.example.com` "
         "for subdomains). Empty: any host.",
@@ -100,11 +100,11 @@ class Settings(BaseSettings):
     def llm_policy(self) -> EndpointPolicy:
         """The operator's limits on task LLM configs (see ``app.llm.policy``)."""
         return EndpointPolicy(
-            key_env_patterns=_comma_list(self.llm_key_envs),
+            key_env_patterns=_comma_list(self.allowed_llm_key_envs),
             forbidden_key_envs=frozenset(
                 f"{ENV_PREFIX}{name}".upper() for name in type(self).model_fields
             ),
-            allowed_hosts=_comma_list(self.llm_hosts),
+            allowed_hosts=_comma_list(self.allowed_llm_hosts),
             allow_link_local=self.llm_allow_link_local,
         )
 

@@ -71,7 +71,7 @@ class EndpointPolicy:
             allowed = ", ".join(self.key_env_patterns) or "none"
             return (
                 f"{name} is not an allowed LLM key variable (allowed: {allowed}; the operator "
-                "sets them with VERBCAL_LLM_KEY_ENVS)"
+                "sets them with VERBCAL_ALLOWED_LLM_KEY_ENVS)"
             )
         return None
 
@@ -79,7 +79,8 @@ class EndpointPolicy:
         if self.allowed_hosts and not any(_host_matches(host, p) for p in self.allowed_hosts):
             return (
                 f"host {host} is not an allowed LLM host (allowed: "
-                f"{', '.join(self.allowed_hosts)}; the operator sets them with VERBCAL_LLM_HOSTS)"
+                f"{', '.join(self.allowed_hosts)}; the operator sets them with "
+                "VERBCAL_ALLOWED_LLM_HOSTS)"
             )
         if self.allow_link_local:
             return None

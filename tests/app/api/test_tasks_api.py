@@ -145,7 +145,7 @@ def test_invalid_patch_is_422_and_changes_nothing(client, patch):
         ({"api_key_env": "VERBCAL_DATABASE_URL"}, "llm.api_key_env", "verbcal's own settings"),
         ({"api_key_env": "VERBCAL_SECRET_KEY"}, "llm.api_key_env", "verbcal's own settings"),
         ({"api_key_env": "PATH"}, "llm.api_key_env", "not an allowed LLM key variable"),
-        ({"api_key_env": "HOME"}, "llm.api_key_env", "VERBCAL_LLM_KEY_ENVS"),
+        ({"api_key_env": "HOME"}, "llm.api_key_env", "VERBCAL_ALLOWED_LLM_KEY_ENVS"),
         ({"base_url": "http://169.254.169.254/v1"}, "llm.base_url", "cloud-metadata"),
         ({"base_url": "http://[fd00:ec2::254]/v1"}, "llm.base_url", "cloud-metadata"),
         ({"base_url": "http://[::ffff:169.254.1.1]:80/v1"}, "llm.base_url", "link-local"),
@@ -172,8 +172,8 @@ def test_allowed_key_variables_and_hosts_come_from_the_settings(settings, admin_
 
     settings = settings.model_copy(
         update={
-            "llm_key_envs": "TEAM_KEY,OTHER_*",
-            "llm_hosts": "llm.internal,*.example.com",
+            "allowed_llm_key_envs": "TEAM_KEY,OTHER_*",
+            "allowed_llm_hosts": "llm.internal,*.example.com",
             "llm_allow_link_local": True,
         }
     )

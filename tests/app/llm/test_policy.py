@@ -30,7 +30,10 @@ def config(base_url: str = "http://127.0.0.1:8000/v1", key: str | None = None) -
         ("VERBCAL_DATABASE_URL", False),
         ("VERBCAL_SECRET_KEY", False),
         ("VERBCAL_METRICS_TOKEN", False),
-        ("VERBCAL_LLM_KEY_ENVS", False),  # a setting, although the prefix pattern matches it
+        (
+            "VERBCAL_ALLOWED_LLM_KEY_ENVS",
+            False,
+        ),  # a setting, although the prefix pattern matches it
     ],
 )
 def test_default_key_variables(key, allowed):
@@ -89,4 +92,4 @@ def test_allowed_hosts():
     assert policy.violations(config("https://a.b.example.com/v1")) == []
     for refused in ("http://example.com/v1", "http://llm.internal.evil/v1", "http://x/v1"):
         [violation] = policy.violations(config(refused))
-        assert "VERBCAL_LLM_HOSTS" in violation.message
+        assert "VERBCAL_ALLOWED_LLM_HOSTS" in violation.message
