@@ -74,28 +74,29 @@ def _check_grouping(grouping: str, n_bins) -> int | None:
     return check_binning(n_bins, "uniform") if grouping == "top_label" else None
 
 
-def _groups(P: np.ndarray, grouping: str, n_bins: int | None) -> np.ndarray:
-    """Group index of every row (0..G−1, every group non-empty)."""
-    if grouping == "distinct":
-        return unique_rows(P)[1]
-    confidence = P.max(axis=1)
-    bin_ids = assign_bins(confidence, n_bins, "uniform").bin_ids
-    return np.unique(bin_ids, return_inverse=True)[1].reshape(-1)
-
-
 class _GroupStats:
-    """Per-group counts ``n_g``, mean forecasts ``q̄_g`` and outcome frequencies ``ō_g``."""
+    """Per-group counts ``n_g``, mean forecasts ``q̄_g`` and outcome frequencies ``ō_g``.
 
-    def __init__(self, P: np.ndarray, y: np.ndarray, group: np.ndarray):
+    Distinct forecasts are their own group mean exactly (no sum-then-divide rounding), so the
+    within-group terms are exactly 0.
+    """
+
+    def __init__(self, P: np.ndarray, y: np.ndarray, grouping: str, n_bins: int | None):
         n, n_classes = P.shape
+        if grouping == "distinct":
+            self.mean_forecast, group = unique_rows(P)
+        else:
+            bin_ids = assign_bins(P.max(axis=1), n_bins, "uniform").bin_ids
+            group = np.unique(bin_ids, return_inverse=True)[1].reshape(-1)
         n_groups = int(group.max()) + 1
         self.n = n
         self.group = group
         self.count = np.bincount(group, minlength=n_groups).astype(np.float64)
         self.label_counts = label_weights(group, y, np.ones(n), n_groups, n_classes)
-        forecast_sums = np.zeros((n_groups, n_classes))
-        np.add.at(forecast_sums, group, P)
-        self.mean_forecast = forecast_sums / self.count[:, None]
+        if grouping != "distinct":
+            forecast_sums = np.zeros((n_groups, n_classes))
+            np.add.at(forecast_sums, group, P)
+            self.mean_forecast = forecast_sums / self.count[:, None]
         self.observed = self.label_counts / self.count[:, None]
         self.base_rate = self.label_counts.sum(axis=0) / n
 
@@ -113,7 +114,7 @@ def brier_decomposition(P, y, grouping: str = "distinct", n_bins: int = DEFAULT_
     """
     P, y = _check_inputs(P, y)
     n_bins = _check_grouping(grouping, n_bins)
-    stats = _GroupStats(P, y, _groups(P, grouping, n_bins))
+    stats = _GroupStats(P, y, grouping, n_bins)
     n, w = stats.n, stats.count
     outcomes = np.zeros_like(P)
     outcomes[np.arange(n), y] = 1.0
@@ -144,7 +145,7 @@ def log_score_decomposition(P, y, grouping: str = "distinct", n_bins: int = DEFA
     """
     P, y = _check_inputs(P, y)
     n_bins = _check_grouping(grouping, n_bins)
-    stats = _GroupStats(P, y, _groups(P, grouping, n_bins))
+    stats = _GroupStats(P, y, grouping, n_bins)
     n, w = stats.n, stats.count
     result = {
         **_settings(grouping, n_bins, w.size),
