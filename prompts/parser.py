@@ -16,15 +16,42 @@ Statuses
     surrounding whitespace, or ``_``/``-``/space ("Not_Spam" → "not spam"), numeric strings
     ("0.7"), percentage strings ("70%"), percentages summing to 100 (within
     ``percent_tolerance``·100, when some value exceeds 1), a sum within ``sum_tolerance`` of 1
-    (renormalized), missing labels under ``missing_labels="fill_zero"``, or a distribution nested in
+    (renormalized), missing labels under ``missing_labels="fill_zero"``, a distribution nested in
     a wrapper object such as ``{"label": ..., "probabilities": {...}}`` (the default prompt asks for
-    one flat object, so unwrapping is a repair).
+    one flat object, so unwrapping is a repair), keys other than the labels ("ignored keys
+    'Reasoning', 'Answer'"), raw control characters inside a string, or label values recovered
+    from an object whose JSON is invalid (see below).
 ``failed``
     ``reason`` names the problem (and the label, where one is at fault): empty or over-long answer,
-    no or truncated JSON object, unknown labels, two keys mapping to one label, duplicate keys,
+    no JSON object (refusals, prose), a ``truncated`` object (cut off, e.g. by ``max_tokens``),
+    unknown keys while labels are missing, two keys mapping to one label, duplicate keys,
     missing labels (policy ``fail``), a boolean, null, non-numeric, negative, NaN or infinite value
     (``true`` is not 1), all zeros, a sum outside the tolerances, or several JSON objects that give
     different distributions ("ambiguous").
+
+Other keys, reasoning and the stated answer
+-------------------------------------------
+When every task label is a key with a numeric value, any other key is ignored whatever its value
+(a reasoning string, an answer letter, a confidence, a nested object) and named in ``repairs``;
+the ``reasoning`` key that the reasoning answer schema asks for (``prompts.schema.REASONING_KEY``)
+is expected and no repair. While a label is missing, an unknown key fails the answer ("unknown
+labels"), since it may be a misspelt label; only the expected fields (``reasoning`` and the answer
+fields below) are then set aside.
+
+``reasoning`` is the string value of the ``reasoning`` key (any case). A field named one of
+``ANSWER_FIELD_NAMES`` (any case) whose string value names a label (same variants as keys;
+surrounding spaces, brackets, quotes and a final period are stripped) is the stated answer:
+``answer_label`` is that label and ``answer_agrees`` says whether it has the distribution's
+largest probability (a label tied for the maximum agrees). Both are ``None`` when no such field
+names a label. They never change the distribution.
+
+Invalid JSON
+------------
+An object whose JSON is invalid only because of unescaped quotes or raw text inside a string
+value (real models write ``"Reasoning": "the "new" law ..."``) is recovered when each task label
+occurs exactly once in the object's text as a ``"label": number`` pair between ``{``/``,`` and
+``,``/``}``; those pairs are the distribution (repair "recovered the label values from invalid
+JSON"). Anything less fails: nothing is guessed.
 
 Finding the object
 ------------------
@@ -46,7 +73,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from prompts.schema import REASONING_KEY
+
 __all__ = [
+    "ANSWER_FIELD_NAMES",
     "MAX_ANSWER_CHARS",
     "MISSING_LABEL_POLICIES",
     "PARSE_STATUSES",
@@ -57,11 +87,18 @@ __all__ = [
 PARSE_STATUSES = ("ok", "repaired", "failed")
 MISSING_LABEL_POLICIES = ("fail", "fill_zero")
 MAX_ANSWER_CHARS = 200_000
+# Keys (compared case-insensitively) under which a model states its chosen label.
+ANSWER_FIELD_NAMES = frozenset(
+    {"answer", "label", "prediction", "predicted label", "final answer", "choice", "class"}
+)
 
 # Sums this close to 1 are float rounding of a correct answer, not a model error.
 _EXACT_SUM_TOLERANCE = 1e-6
 _KEPT_AS_IS_TOLERANCE = 1e-9
 _AGREEMENT_TOLERANCE = 1e-9
+# A sum on the tolerance's edge (0.95 with 0.05) passes although abs(0.95 - 1) > 0.05 in floats.
+_EDGE_SLACK = 1e-9
+_ANSWER_VALUE_STRIP = " \t\n.()[]'\"`*:"
 # Bounds the work on adversarial answers full of unmatched "{".
 _MAX_UNBALANCED_STARTS = 8
 _MAX_CANDIDATES = 64
@@ -139,15 +176,70 @@ def parse_distribution(
     spans, saw_unbalanced = _object_spans(text)
     attempts: list[_Attempt] = []
     decode_errors: list[str] = []
+    invalid_spans: list[str] = []
     for span in spans:
         try:
             obj, decode_repairs = _decode(span)
         except _DecodeError as exc:
             decode_errors.append(str(exc))
+            invalid_spans.append(span)
             continue
         if isinstance(obj, dict):
             attempts.extend(_interpretations(obj, decode_repairs, settings))
+    if not any(attempt.probabilities is not None for attempt in attempts):
+        attempts.extend(_recovered(invalid_spans, saw_unbalanced, text, settings))
     return _choose(attempts, decode_errors, saw_unbalanced, text, settings)
+
+
+def _recovered(
+    invalid_spans: list[str], saw_unbalanced: bool, text: str, settings: _Settings
+) -> Iterator[_Attempt]:
+    """Read label values out of objects whose JSON is invalid (see "Invalid JSON" above).
+
+    Unescaped quotes can also hide an object's closing brace from the brace matcher, so with an
+    unbalanced ``{`` the text from the first ``{`` to the last ``}`` is tried as well.
+    """
+    regions = list(invalid_spans)
+    if saw_unbalanced:
+        first, last = text.find("{"), text.rfind("}")
+        if first != -1 and last > first:
+            regions.append(text[first : last + 1])
+    for region in regions:
+        pairs = _label_pairs(region, settings)
+        if pairs is not None:
+            yield _interpret(pairs, (_RECOVERY_REPAIR,), settings)
+            return
+
+
+_RECOVERY_REPAIR = "recovered the label values from invalid JSON (unescaped quotes or raw text)"
+_NUMBER = r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_LABEL_PAIR = re.compile(r'[{,]\s*"([^"\\\n]{1,200})"\s*:\s*("?)(' + _NUMBER + r")\2\s*(?=[,}])")
+_ANSWER_PAIR = re.compile(r'[{,\n]\s*"([^"\\\n]{1,40})"\s*:\s*("?)([^"\\\n,{}]{1,80})\2\s*(?=[,}])')
+
+
+def _label_pairs(region: str, settings: _Settings) -> dict[str, Any] | None:
+    """The ``"label": number`` pairs of ``region`` if each label occurs exactly once, else None.
+
+    A stated-answer pair (``"Answer": "C"``, quoted or not) occurring exactly once is kept for
+    agreement.
+    """
+    by_label: dict[str, list[tuple[str, str | float]]] = {label: [] for label in settings.labels}
+    for key, quote, number in _LABEL_PAIR.findall(region):
+        label, _ = _map_key(key, settings)
+        if label is not None:
+            # A quoted number stays a string, so that its conversion is named as a repair.
+            by_label[label].append((key, number if quote else float(number)))
+    if any(len(found) != 1 for found in by_label.values()):
+        return None
+    obj: dict[str, Any] = dict(found[0] for found in by_label.values())
+    answers = [
+        (key, value)
+        for key, _quote, value in _ANSWER_PAIR.findall(region)
+        if _label_variant(key) in ANSWER_FIELD_NAMES
+    ]
+    if len(answers) == 1:
+        obj[answers[0][0]] = answers[0][1]
+    return obj
 
 
 # --- choosing among candidates -----------------------------------------------------------------
@@ -187,6 +279,9 @@ class _Attempt:
     reason: str | None
     relevance: int
     filled_missing: bool = False
+    reasoning: str | None = None
+    answer_label: str | None = None
+    answer_agrees: bool | None = None
 
 
 def _choose(
@@ -209,7 +304,15 @@ def _choose(
                     f"ambiguous: {len(preferred)} JSON objects give different distributions"
                 )
         status: ParseStatus = "repaired" if first.repairs else "ok"
-        return ParseResult(status, first.probabilities, first.repairs, None)
+        return ParseResult(
+            status,
+            first.probabilities,
+            first.repairs,
+            None,
+            reasoning=first.reasoning,
+            answer_label=first.answer_label,
+            answer_agrees=first.answer_agrees,
+        )
 
     relevant = [attempt for attempt in attempts if attempt.relevance > 0]
     if relevant:
@@ -218,7 +321,7 @@ def _choose(
     if decode_errors:
         return _failed(f"could not parse the JSON object: {decode_errors[-1]}")
     if saw_unbalanced:
-        return _failed("truncated or unbalanced JSON object")
+        return _failed("truncated: the JSON object is not closed (cut off, e.g. by max_tokens?)")
     if attempts:
         keys_seen = sorted({key for attempt in attempts for key in _reason_keys(attempt)})
         detail = f" (keys seen: {', '.join(keys_seen)})" if keys_seen else ""
@@ -261,6 +364,7 @@ def _interpretations(
             inner,
             (*decode_repairs, f"used the nested object under {path!r}"),
             settings,
+            outer=obj,
         )
         for path, inner in _nested_objects(obj, "", _MAX_NESTING_SEARCH_DEPTH)
         if _relevance(inner, settings) > 0
@@ -287,7 +391,14 @@ def _relevance(obj: dict, settings: _Settings) -> int:
     return sum(1 for key in obj if _map_key(key, settings)[0] is not None)
 
 
-def _interpret(obj: dict, decode_repairs: tuple[str, ...], settings: _Settings) -> _Attempt:
+def _interpret(
+    obj: dict,
+    decode_repairs: tuple[str, ...],
+    settings: _Settings,
+    *,
+    outer: dict | None = None,
+) -> _Attempt:
+    """Read one object as a distribution; ``outer`` is the wrapper it was nested in, if any."""
     repairs = list(decode_repairs)
     relevance = _relevance(obj, settings)
 
@@ -300,20 +411,25 @@ def _interpret(obj: dict, decode_repairs: tuple[str, ...], settings: _Settings) 
 
     raw_by_label: dict[str, Any] = {}
     key_by_label: dict[str, Any] = {}
+    expected: list[Any] = []
     unknown: list[str] = []
     for key, value in obj.items():
         label, problem = _map_key(key, settings)
         if label is None:
-            unknown.append(repr(key) if problem is None else f"{key!r} ({problem})")
+            if _is_expected_field(key):
+                expected.append(key)
+            else:
+                unknown.append(repr(key) if problem is None else f"{key!r} ({problem})")
             continue
         if label in key_by_label:
             return failure(f"keys {key_by_label[label]!r} and {key!r} both map to label {label!r}")
         key_by_label[label] = key
         raw_by_label[label] = value
-    if unknown:
+    missing = [label for label in settings.labels if label not in raw_by_label]
+    if unknown and missing:
         return failure("unknown labels: " + ", ".join(unknown))
     if not raw_by_label:
-        return failure("the JSON object is empty")
+        return failure("the JSON object is empty" if not obj else "no task label is a key")
     for label in settings.labels:
         key = key_by_label.get(label)
         if key is not None and key != label:
@@ -328,7 +444,10 @@ def _interpret(obj: dict, decode_repairs: tuple[str, ...], settings: _Settings) 
             repairs.append(repair)
         values[label] = value
 
-    missing = [label for label in settings.labels if label not in values]
+    ignored = [key for key in (*expected, *(k for k in obj if k not in key_by_label.values()))]
+    ignored = [key for key in dict.fromkeys(ignored) if key != REASONING_KEY]
+    if ignored:
+        repairs.append("ignored keys " + ", ".join(repr(key) for key in ignored))
     if missing:
         names = ", ".join(repr(label) for label in missing)
         if not settings.fill_missing:
@@ -341,13 +460,53 @@ def _interpret(obj: dict, decode_repairs: tuple[str, ...], settings: _Settings) 
     normalized, problem = _normalized(ordered, repairs, settings)
     if normalized is None:
         return failure(problem or "invalid distribution")
+    probabilities = dict(zip(settings.labels, normalized, strict=True))
+    answer_label = _stated_answer(obj, settings)
+    reasoning = _reasoning(obj)
+    if outer is not None:
+        answer_label = answer_label or _stated_answer(outer, settings)
+        reasoning = reasoning or _reasoning(outer)
     return _Attempt(
-        dict(zip(settings.labels, normalized, strict=True)),
+        probabilities,
         tuple(repairs),
         None,
         relevance,
         filled_missing=bool(missing),
+        reasoning=reasoning,
+        answer_label=answer_label,
+        answer_agrees=None if answer_label is None else _has_maximum(probabilities, answer_label),
     )
+
+
+def _is_expected_field(key: Any) -> bool:
+    """The reasoning key and answer fields: set aside even while labels are missing."""
+    if not isinstance(key, str):
+        return False
+    variant = _label_variant(key)
+    return variant == REASONING_KEY or variant in ANSWER_FIELD_NAMES
+
+
+def _reasoning(obj: dict) -> str | None:
+    for key, value in obj.items():
+        if isinstance(key, str) and _label_variant(key) == REASONING_KEY and isinstance(value, str):
+            return value
+    return None
+
+
+def _stated_answer(obj: dict, settings: _Settings) -> str | None:
+    """The label named by the object's first answer field, or None (see the module docstring)."""
+    for key, value in obj.items():
+        if isinstance(key, str) and _label_variant(key) in ANSWER_FIELD_NAMES:
+            if not isinstance(value, str):
+                continue
+            label, _ = _map_key(value.strip(_ANSWER_VALUE_STRIP), settings)
+            if label is not None:
+                return label
+    return None
+
+
+def _has_maximum(probabilities: dict[str, float], label: str) -> bool:
+    return probabilities[label] >= max(probabilities.values()) - _AGREEMENT_TOLERANCE
 
 
 def _normalized(
@@ -363,10 +522,12 @@ def _normalized(
         return values, None
     if deviation <= _EXACT_SUM_TOLERANCE:
         return _divided(values, total), None
-    if deviation <= settings.sum_tolerance:
+    if deviation <= settings.sum_tolerance + _EDGE_SLACK:
         repairs.append(f"renormalized sum {total:.6g}")
         return _divided(values, total), None
-    on_percent_scale = max(values) > 1 and abs(total - 100) <= settings.percent_tolerance * 100
+    on_percent_scale = (
+        max(values) > 1 and abs(total - 100) <= settings.percent_tolerance * 100 + _EDGE_SLACK
+    )
     if on_percent_scale:
         repairs.append(f"interpreted values as percentages (sum {total:.6g})")
         return _divided(values, total), None
@@ -542,6 +703,11 @@ def _decode(candidate: str) -> tuple[Any, tuple[str, ...]]:
             return decoded, ("removed trailing comma",)
         except (ValueError, RecursionError):
             pass
+    try:
+        decoded = json.loads(candidate, object_pairs_hook=_object_from_pairs, strict=False)
+        return decoded, ("accepted raw control characters (newlines) inside a string",)
+    except (ValueError, RecursionError):
+        pass
     try:
         return _python_literal(candidate), ("parsed Python-style literal",)
     except _DecodeError:
