@@ -35,7 +35,6 @@ from app.migrate import upgrade_to_head
 from app.models import FINISHED_JOB_STATUSES, Job, Task
 from app.schemas.calibrations import FitRequest
 from app.services import tasks as task_service
-from app.services.calibration import fit_task
 from app.services.data import import_examples
 from app.services.elicitation import (
     active_job,
@@ -43,6 +42,7 @@ from app.services.elicitation import (
     missing_work,
     start_elicitation,
 )
+from app.services.fitting import fit_task
 from app.services.keys import create_key
 
 DEMO_TASK = "support-tickets"

@@ -22,9 +22,9 @@ from app.errors import InvalidInputError, ServiceError
 from app.llm.check import ServerCheck
 from app.schemas.calibrations import FitRequest
 from app.schemas.common import RowId
-from app.services import calibration as calibration_service
 from app.services import data as data_service
 from app.services import elicitation as elicitation_service
+from app.services import fitting as fitting_service
 from app.services import jobs as job_service
 from app.services import keys as key_service
 from app.services import llm_check
@@ -437,7 +437,7 @@ def fit(
             request, session, admin, name, form_values=values, form_errors=errors, status_code=422
         )
     try:
-        calibration = calibration_service.fit_task(session, task, fit_request, settings)
+        calibration = fitting_service.fit_task(session, task, fit_request, settings)
     except ServiceError as exc:
         session.rollback()
         return _fit_page(
@@ -482,7 +482,7 @@ def versions_page(request: Request, name: str, session: SessionDep, admin: Admin
     context = {
         "tab": "versions",
         "task": task,
-        "calibrations": calibration_service.list_calibrations(session, task),
+        "calibrations": fitting_service.list_calibrations(session, task),
     }
     return render(request, "task_versions.html", context, admin=admin)
 
@@ -497,8 +497,8 @@ def activate_calibration(
     _form: FormData = Depends(auth.verified_form),
 ) -> Response:
     task = get_task(session, name)
-    calibration = calibration_service.get_calibration(session, task, calibration_id)
-    calibration_service.activate(session, task, calibration)
+    calibration = fitting_service.get_calibration(session, task, calibration_id)
+    fitting_service.activate(session, task, calibration)
     message = f"Version {calibration.version} is now active (T = {_fmt(calibration.temperature)})."
     return redirect(request, task_url(name, "versions"), message, "success")
 

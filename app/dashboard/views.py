@@ -12,8 +12,8 @@ from app.dashboard import charts
 from app.errors import InvalidInputError
 from app.models import FINISHED_JOB_STATUSES, Calibration, Job, Task
 from app.schemas.jobs import JobOut
-from app.services import calibration as calibration_service
 from app.services import elicitation as elicitation_service
+from app.services import fitting as fitting_service
 from app.services import jobs as job_service
 from app.services import tasks as task_service
 from app.services.elicitation import ELICITATION_JOB
@@ -127,11 +127,11 @@ def pick_calibration(
 ) -> Calibration | None:
     """The requested calibration, else the active one, else the newest."""
     if calibration_id is not None:
-        return calibration_service.get_calibration(session, task, calibration_id)
+        return fitting_service.get_calibration(session, task, calibration_id)
     active = task_service.active_calibration(session, task)
     if active is not None:
         return active
-    versions = calibration_service.list_calibrations(session, task)
+    versions = fitting_service.list_calibrations(session, task)
     return versions[0] if versions else None
 
 
@@ -139,7 +139,7 @@ def _report(
     session: Session, task: Task, calibration: Calibration | None, n_bins: int, binning: str
 ) -> tuple[dict[str, Any] | None, str | None]:
     try:
-        report = calibration_service.task_report(
+        report = fitting_service.task_report(
             session, task, calibration, n_bins=n_bins, binning=binning, n_boot=REPORT_N_BOOT
         )
     except InvalidInputError as exc:

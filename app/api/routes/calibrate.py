@@ -13,7 +13,7 @@ from app.schemas.calibrate import (
     FeedbackRequest,
     FeedbackResponse,
 )
-from app.services import calibrate as calibrate_service
+from app.services import serving as serving_service
 from app.services.tasks import get_task
 
 router = APIRouter(tags=["calibrate"])
@@ -36,15 +36,15 @@ async def calibrate(
     try:
         if body.probabilities is not None:
             result = await run_in_db_thread(
-                request, calibrate_service.calibrate_given, session, body.task, body
+                request, serving_service.calibrate_given, session, body.task, body
             )
         else:
             task = await run_in_db_thread(request, get_task, session, body.task)
-            elicited = await calibrate_service.elicit_item(
+            elicited = await serving_service.elicit_item(
                 task, body, settings, metrics.record_llm_call
             )
             result = await run_in_db_thread(
-                request, calibrate_service.respond, session, task, elicited, body.target_precision
+                request, serving_service.respond, session, task, elicited, body.target_precision
             )
     except NotFoundError:
         raise  # an unknown task name is not a metric label
@@ -68,11 +68,11 @@ async def calibrate_batch(
 ) -> CalibrateBatchResponse:
     """Per-item results and errors; one failing item does not fail the batch."""
     task = await run_in_db_thread(request, get_task, session, body.task)
-    outcomes = await calibrate_service.elicit_batch(
+    outcomes = await serving_service.elicit_batch(
         task, body.items, settings, metrics.record_llm_call
     )
     result = await run_in_db_thread(
-        request, calibrate_service.respond_batch, session, task, body.items, outcomes
+        request, serving_service.respond_batch, session, task, body.items, outcomes
     )
     for item in result.results:
         metrics.record_calibrate(task.name, "ok" if item.error is None else item.error.code)
@@ -82,4 +82,4 @@ async def calibrate_batch(
 @router.post("/feedback", response_model=FeedbackResponse, responses=error_responses(404))
 def feedback(body: FeedbackRequest, session: SessionDep, _key: AnyKey) -> FeedbackResponse:
     """The true label of a past /calibrate result, for monitoring."""
-    return calibrate_service.record_feedback(session, body)
+    return serving_service.record_feedback(session, body)

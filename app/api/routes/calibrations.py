@@ -17,7 +17,7 @@ from app.schemas.calibrations import (
     ReportQuery,
 )
 from app.schemas.common import RowId
-from app.services import calibration as calibration_service
+from app.services import fitting as fitting_service
 from app.services.tasks import active_calibration, get_task
 
 router = APIRouter(prefix="/tasks/{name}", tags=["calibrations"])
@@ -64,7 +64,7 @@ def fit(
     name: str, body: FitRequest, session: SessionDep, settings: SettingsDep, _key: AdminKey
 ) -> CalibrationOut:
     task = get_task(session, name)
-    calibration = calibration_service.fit_task(session, task, body, settings)
+    calibration = fitting_service.fit_task(session, task, body, settings)
     return calibration_out(calibration, task.name)
 
 
@@ -73,7 +73,7 @@ def fit(
 )
 def list_calibrations(name: str, session: SessionDep, _key: AnyKey) -> list[CalibrationSummary]:
     task = get_task(session, name)
-    return [calibration_summary(c) for c in calibration_service.list_calibrations(session, task)]
+    return [calibration_summary(c) for c in fitting_service.list_calibrations(session, task)]
 
 
 @router.get(
@@ -83,7 +83,7 @@ def get_calibration(
     name: str, calibration_id: RowId, session: SessionDep, _key: AnyKey
 ) -> CalibrationOut:
     task = get_task(session, name)
-    return calibration_out(calibration_service.get_calibration(session, task, calibration_id), name)
+    return calibration_out(fitting_service.get_calibration(session, task, calibration_id), name)
 
 
 @router.post(
@@ -95,8 +95,8 @@ def activate(
     name: str, calibration_id: RowId, session: SessionDep, _key: AdminKey
 ) -> CalibrationOut:
     task = get_task(session, name)
-    calibration = calibration_service.get_calibration(session, task, calibration_id)
-    calibration_service.activate(session, task, calibration)
+    calibration = fitting_service.get_calibration(session, task, calibration_id)
+    fitting_service.activate(session, task, calibration)
     return calibration_out(calibration, name)
 
 
@@ -107,10 +107,10 @@ def report(
     """The calibration report of a calibration (default: the active one) on held-out data."""
     task = get_task(session, name)
     if query.calibration_id is not None:
-        calibration = calibration_service.get_calibration(session, task, query.calibration_id)
+        calibration = fitting_service.get_calibration(session, task, query.calibration_id)
     else:
         calibration = active_calibration(session, task)
-    return calibration_service.task_report(
+    return fitting_service.task_report(
         session,
         task,
         calibration,
