@@ -22,12 +22,12 @@ from app.errors import InvalidInputError, ServiceError
 from app.llm.check import ServerCheck
 from app.schemas.calibrations import FitRequest
 from app.schemas.common import RowId
-from app.services import data as data_service
 from app.services import elicitation as elicitation_service
+from app.services import examples as example_service
 from app.services import fitting as fitting_service
 from app.services import jobs as job_service
 from app.services import keys as key_service
-from app.services import llm_check
+from app.services import llm_check, uploads
 from app.services.monitoring import task_monitoring
 from app.services.tasks import get_task
 
@@ -243,8 +243,8 @@ def upload_examples(
     try:
         if len(content) > MAX_UPLOAD_BYTES:
             raise InvalidInputError(f"the file is larger than {MAX_UPLOAD_BYTES} bytes")
-        rows = data_service.parse_upload(content, upload.content_type or "", upload.filename)
-        result = data_service.import_examples(session, task, rows, settings)
+        rows = uploads.parse_upload(content, upload.content_type or "", upload.filename)
+        result = example_service.import_examples(session, task, rows, settings)
     except InvalidInputError as exc:
         # Nothing of a rejected file may be committed by the request's session.
         session.rollback()

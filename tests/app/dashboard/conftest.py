@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.db import create_db_engine, transaction
 from app.models import Base
-from app.services import data as data_service
+from app.services import predictions as prediction_service
 from app.services import tasks as task_service
 from tests.app.factories import LABELS, overconfident_items
 
@@ -59,5 +59,5 @@ def task(app, settings) -> str:
     """A task with 400 imported, labelled, overconfident distributions."""
     with transaction(app.state.session_factory) as session:
         task = task_service.create_task(session, {"name": "t", "labels": LABELS})
-        data_service.import_predictions(session, task, overconfident_items(400), settings)
+        prediction_service.import_predictions(session, task, overconfident_items(400), settings)
     return "t"

@@ -520,7 +520,7 @@ def test_progress_of_an_unknown_job(admin_client):
 
 def ticket_task(app, settings, base_url: str, n: int = 12, **llm_options) -> None:
     from app.llm.synthetic import TICKET_LABELS, generate_examples
-    from app.services import data as data_service
+    from app.services import examples as example_service
     from app.services import tasks as task_service
 
     llm = {"base_url": base_url, "model": "verbcal-simulated-llm", "max_retries": 0}
@@ -532,7 +532,7 @@ def ticket_task(app, settings, base_url: str, n: int = 12, **llm_options) -> Non
         rows = [{"text": e.text, "label": e.label} for e in generate_examples(n, seed=3)]
         # One text the simulator answers with a cut-off JSON: the job records the raw answer.
         rows.append({"text": "printer on fire [sim-fault:malformed]", "label": "other"})
-        data_service.import_examples(session, task, rows, settings)
+        example_service.import_examples(session, task, rows, settings)
 
 
 def start_job(client, expected: int = 13) -> str:
