@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.errors import ConflictError, InvalidInputError, NotFoundError, field_error
+from app.llm.client import mean_distribution
 from app.models import Calibration, Elicitation, Example, Task, utcnow
 from app.schemas.calibrations import FitRequest
 from app.services.elicitation import AnswerKey, answer_key_filter, current_answer_key
@@ -101,19 +102,17 @@ def _labelled_rows(session: Session, task: Task, filters: list[Any], example_ids
 
 def _assemble(rows, task: Task, source: str, answer_key) -> LabelledData:
     label_index = {label: i for i, label in enumerate(task.labels)}
-    sums: dict[int, np.ndarray] = {}
-    counts: dict[int, int] = defaultdict(int)
+    samples: dict[int, list[list[float]]] = defaultdict(list)
     labels: dict[int, int] = {}
     for example_id, label, probabilities in rows:
         if label not in label_index or probabilities is None:
             continue
-        p = np.asarray(probabilities, dtype=np.float64)
-        sums[example_id] = sums.get(example_id, 0.0) + p
-        counts[example_id] += 1
+        samples[example_id].append(probabilities)
         labels[example_id] = label_index[label]
-    ids = np.array(sorted(sums), dtype=np.int64)
+    ids = np.array(sorted(samples), dtype=np.int64)
     K = len(task.labels)
-    P = np.array([sums[i] / counts[i] for i in ids], dtype=np.float64).reshape(len(ids), K)
+    means = [mean_distribution(samples[i]) for i in ids]
+    P = np.array(means, dtype=np.float64).reshape(len(ids), K)
     y = np.array([labels[i] for i in ids], dtype=np.int64)
     return LabelledData(ids, P, y, source, answer_key)
 
