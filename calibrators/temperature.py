@@ -29,6 +29,7 @@ from calibrators.logits import (
     inverse_softmax_unchecked,
     softmax_unchecked,
 )
+from calibrators.splits import stratified_folds
 
 OBJECTIVES = ("nll", "brier", "spherical")
 DEFAULT_EPS_GRID = (1e-6, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1)
@@ -218,23 +219,6 @@ def fit_log_temperature(
         u = float(grid[best])
     at_bound = u <= low or u >= high
     return u, n_iter, converged, at_bound
-
-
-def stratified_folds(y: np.ndarray, n_folds: int, random_state) -> np.ndarray:
-    """Fold index (0..n_folds−1) of every sample, stratified by class.
-
-    The members of each class are permuted with ``numpy.random.default_rng(random_state)`` and
-    dealt round-robin, continuing from where the previous class stopped, so fold sizes differ
-    by at most one.
-    """
-    rng = np.random.default_rng(random_state)
-    folds = np.empty(y.size, dtype=np.int64)
-    start = 0
-    for k in np.unique(y):
-        members = rng.permutation(np.flatnonzero(y == k))
-        folds[members] = (start + np.arange(members.size)) % n_folds
-        start += members.size
-    return folds
 
 
 def _check_positive_number(value, name: str) -> float:

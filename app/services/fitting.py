@@ -26,7 +26,6 @@ from app.models import Calibration, Elicitation, Example, Task, utcnow
 from app.schemas.calibrations import FitRequest
 from app.services.data import IMPORT_SOURCE
 from app.services.elicitation import AnswerKey, answer_key_filter, current_answer_key
-from app.splits import fold_assignment, holdout_split
 from calibrators import (
     IsotonicCalibration,
     TemperatureScaling,
@@ -34,6 +33,7 @@ from calibrators import (
     calibration_report,
     calibrator_from_dict,
 )
+from calibrators.splits import fold_assignment, holdout_split
 from calibrators.thresholds import precision_recall_points
 
 DEFAULT_VECTOR_EPS = 1e-3
