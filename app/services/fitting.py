@@ -24,8 +24,8 @@ from app.config import Settings
 from app.errors import ConflictError, InvalidInputError, NotFoundError, field_error
 from app.models import Calibration, Elicitation, Example, Task, utcnow
 from app.schemas.calibrations import FitRequest
-from app.services.data import IMPORT_SOURCE
 from app.services.elicitation import AnswerKey, answer_key_filter, current_answer_key
+from app.services.predictions import IMPORT_SOURCE
 from calibrators import (
     IsotonicCalibration,
     TemperatureScaling,

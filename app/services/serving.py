@@ -36,8 +36,10 @@ from app.schemas.calibrate import (
     FeedbackResponse,
     LLMInfo,
 )
-from app.services.data import RowErrors, text_hash, validate_distribution
+from app.services.examples import text_hash
+from app.services.predictions import validate_distribution
 from app.services.tasks import get_task, task_llm_config, task_template
+from app.services.uploads import RowErrors
 from calibrators import calibrator_from_dict
 from calibrators.thresholds import threshold_for_precision
 
