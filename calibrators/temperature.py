@@ -46,7 +46,7 @@ _WARM_START_MIN_ROWS = 100_000
 _WARM_START_SUBSET_ROWS = 20_000
 
 
-class _LogTemperatureObjective:
+class LogTemperatureObjective:
     """Objective ``f(u)`` at ``T = exp(u)`` and its first two derivatives in ``u``.
 
     ``f`` is the ``W``-weighted mean over the rows of ``Z`` (unique logit rows; ``W[r, k]`` is
@@ -143,7 +143,7 @@ class _LogTemperatureObjective:
 
 def objective_value(u: float, Z: np.ndarray, W: np.ndarray, objective: str) -> float:
     """Mean ``W``-weighted objective at ``T = exp(u)`` on logit rows ``Z``."""
-    return _LogTemperatureObjective(Z, W, objective).value(u)
+    return LogTemperatureObjective(Z, W, objective).value(u)
 
 
 def _newton_in_bracket(fun, a: float, b: float, x0: float, tol: float, max_iter: int):
@@ -185,7 +185,7 @@ def _newton_in_bracket(fun, a: float, b: float, x0: float, tol: float, max_iter:
     return u, max_iter, False, False
 
 
-def _warm_start(fun: _LogTemperatureObjective, log_bounds: tuple[float, float]) -> float:
+def _warm_start(fun: LogTemperatureObjective, log_bounds: tuple[float, float]) -> float:
     """Starting ``u``: 0 (``T = 1``), or for many rows a rough fit on an evenly strided subset.
 
     Newton then needs about 3 iterations on all rows instead of about 6 from ``T = 1``.
@@ -194,14 +194,14 @@ def _warm_start(fun: _LogTemperatureObjective, log_bounds: tuple[float, float]) 
     if n_rows <= _WARM_START_MIN_ROWS:
         return 0.0
     stride = n_rows // _WARM_START_SUBSET_ROWS
-    subset = _LogTemperatureObjective(fun.Zc[::stride], fun.W[::stride], fun.objective)
+    subset = LogTemperatureObjective(fun.Zc[::stride], fun.W[::stride], fun.objective)
     if not subset.total_weight > 0:
         return 0.0
     return _newton_in_bracket(subset, *log_bounds, 0.0, 1e-3, 50)[0]
 
 
 def fit_log_temperature(
-    fun: _LogTemperatureObjective, log_bounds: tuple[float, float], tol: float, max_iter: int
+    fun: LogTemperatureObjective, log_bounds: tuple[float, float], tol: float, max_iter: int
 ):
     """Fit ``u = log T`` minimizing ``fun`` within ``log_bounds``.
 
@@ -345,7 +345,7 @@ class TemperatureScaling(Persisted):
                 unique, inverse, y, weight, grid, folds, log_bounds, tol, max_iter
             )
         Z = inverse_softmax_unchecked(unique, eps)
-        objective = _LogTemperatureObjective(Z, W, self.objective)
+        objective = LogTemperatureObjective(Z, W, self.objective)
         u, n_iter, converged, at_bound = fit_log_temperature(objective, log_bounds, tol, max_iter)
         self.temperature_ = math.exp(u)
         self.eps_ = eps
@@ -385,11 +385,11 @@ class TemperatureScaling(Persisted):
             Z = inverse_softmax_unchecked(unique, eps)
             held_loss = 0.0
             for W_fit, W_held in splits:
-                objective = _LogTemperatureObjective(Z, W_fit, self.objective)
+                objective = LogTemperatureObjective(Z, W_fit, self.objective)
                 u = fit_log_temperature(objective, log_bounds, tol, max_iter)[0]
                 # objective_value is a weighted mean; weight it back to a sum over the fold.
                 held_loss += objective_value(u, Z, W_held, "nll") * W_held.sum()
-            full = _LogTemperatureObjective(Z, W_all, self.objective)
+            full = LogTemperatureObjective(Z, W_all, self.objective)
             u_all = fit_log_temperature(full, log_bounds, tol, max_iter)[0]
             scores.append(
                 {

@@ -125,14 +125,14 @@ def recall_target_index(points: PrecisionRecallPoints, target: float) -> int | N
     return int(reached[-1]) if reached.size else None
 
 
-def _check_targets(targets, name: str) -> tuple[float, ...]:
+def check_targets(targets, name: str) -> tuple[float, ...]:
     values = tuple(float(t) for t in targets)
     if any(not 0.0 <= t <= 1.0 for t in values):
         raise ValueError(f"{name} must lie in [0, 1]; got {values}")
     return values
 
 
-def _check_max_points(max_points) -> int | None:
+def check_max_points(max_points) -> int | None:
     if max_points is not None and (isinstance(max_points, bool) or int(max_points) < 2):
         raise ValueError(f"max_points must be an integer >= 2 or None; got {max_points!r}")
     return None if max_points is None else int(max_points)
@@ -170,7 +170,7 @@ def decision_curves(P, y, labels, max_points: int | None = MAX_DECISION_POINTS) 
     labels = [str(label) for label in labels]
     if len(labels) != P.shape[1]:
         raise ValueError(f"labels must name the {P.shape[1]} columns of P; got {len(labels)}")
-    max_points = _check_max_points(max_points)
+    max_points = check_max_points(max_points)
     return {
         label: _curve(precision_recall_points(P[:, k], y == k), max_points, recall=False)
         for k, label in enumerate(labels)
@@ -200,15 +200,13 @@ def operating_points(
     labels = [str(label) for label in labels]
     if len(labels) != P.shape[1]:
         raise ValueError(f"labels must name the {P.shape[1]} columns of P; got {len(labels)}")
-    target_precisions = _check_targets(target_precisions, "target_precisions")
-    target_recalls = _check_targets(target_recalls, "target_recalls")
-    max_points = _check_max_points(max_points)
-    return _operating_points_validated(P, y, labels, target_precisions, target_recalls, max_points)
+    target_precisions = check_targets(target_precisions, "target_precisions")
+    target_recalls = check_targets(target_recalls, "target_recalls")
+    max_points = check_max_points(max_points)
+    return operating_points_unchecked(P, y, labels, target_precisions, target_recalls, max_points)
 
 
-def _operating_points_validated(
-    P, y, labels, target_precisions, target_recalls, max_points
-) -> dict:
+def operating_points_unchecked(P, y, labels, target_precisions, target_recalls, max_points) -> dict:
     """:func:`operating_points` on validated ``P``, ``y``, labels and parameters."""
     result = {}
     for k, label in enumerate(labels):
@@ -239,11 +237,11 @@ def selective_curve(P, y, max_points: int | None = DEFAULT_MAX_POINTS) -> dict:
     """
     P = check_probabilities(P)
     y = check_labels(y, P.shape[0], P.shape[1])
-    max_points = _check_max_points(max_points)
-    return _selective_curve_validated(P, y, max_points)
+    max_points = check_max_points(max_points)
+    return selective_curve_unchecked(P, y, max_points)
 
 
-def _selective_curve_validated(P, y, max_points) -> dict:
+def selective_curve_unchecked(P, y, max_points) -> dict:
     """:func:`selective_curve` on validated ``P``, ``y`` and ``max_points``."""
     predicted = np.argmax(P, axis=1)
     confidence = P[np.arange(P.shape[0]), predicted]

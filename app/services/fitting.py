@@ -33,12 +33,12 @@ from calibrators import (
     calibration_report,
     calibrator_from_dict,
 )
+from calibrators.report import SUMMARY_METRICS
 from calibrators.splits import fold_assignment, holdout_split
 from calibrators.thresholds import decision_curves
 
 DEFAULT_VECTOR_EPS = 1e-3
 COMPARED_METHODS = ("temperature", "vector", "isotonic")
-SUMMARY_METRICS = ("ece", "mce", "nll", "brier", "spherical", "accuracy", "entropy_gap")
 
 
 @dataclass
