@@ -44,6 +44,7 @@ from app.services.predictions import validate_distribution
 from app.services.tasks import get_task, task_llm_config, task_template
 from app.services.uploads import RowErrors
 from calibrators import calibrator_from_dict
+from calibrators.thresholds import threshold_for_precision
 
 if TYPE_CHECKING:
     from app.observability import Metrics
@@ -103,16 +104,6 @@ def active_served_calibration(session: Session, task: Task) -> ServedCalibration
         )
     ).first()
     return None if key is None else CALIBRATION_CACHE.get(session, tuple(key))
-
-
-def threshold_for_precision(curve: dict[str, Any], target: float) -> float | None:
-    """Smallest held-out threshold t whose precision (score >= t) reaches ``target``."""
-    thresholds = curve.get("thresholds", [])
-    precision = curve.get("precision", [])
-    for t, p in zip(thresholds, precision, strict=True):  # ascending thresholds
-        if p >= target:
-            return float(t)
-    return None
 
 
 def decide(
