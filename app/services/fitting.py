@@ -24,7 +24,12 @@ from app.config import Settings
 from app.errors import ConflictError, InvalidInputError, NotFoundError, field_error
 from app.llm.client import mean_distribution
 from app.models import Calibration, Elicitation, Example, Task, utcnow
-from app.schemas.calibrations import FitRequest
+from app.schemas.calibrations import (
+    CalibrationBase,
+    CalibrationOut,
+    CalibrationSummary,
+    FitRequest,
+)
 from app.services.elicitation import AnswerKey, answer_key_filter, current_answer_key
 from app.services.predictions import IMPORT_SOURCE
 from calibrators import (
@@ -329,6 +334,40 @@ def activate(session: Session, task: Task, calibration: Calibration) -> Calibrat
 
 def served_calibrator(calibration: Calibration):
     return calibrator_from_dict(calibration.calibrator)
+
+
+# Stored with a calibration for the service's own use, too large for API answers.
+_INTERNAL_DATA_KEYS = ("eval_example_ids", "decision_curves")
+
+
+def _common_fields(calibration: Calibration) -> dict[str, Any]:
+    return CalibrationBase.model_validate(calibration).model_dump()
+
+
+def calibration_out(calibration: Calibration, task_name: str) -> CalibrationOut:
+    """The API view of a calibration version, without the data kept for the service's use."""
+    data = {k: v for k, v in calibration.data.items() if k not in _INTERNAL_DATA_KEYS}
+    return CalibrationOut(
+        **_common_fields(calibration),
+        task=task_name,
+        activated_at=calibration.activated_at,
+        fit_request=calibration.fit_request,
+        data=data,
+        metrics=calibration.metrics,
+        conventions=calibration.conventions,
+    )
+
+
+def calibration_summary(calibration: Calibration) -> CalibrationSummary:
+    """The list view of a calibration version."""
+    ece_before, ece_after = calibration.held_out_ece()
+    return CalibrationSummary(
+        **_common_fields(calibration),
+        n_fit=calibration.data.get("n_fit", 0),
+        n_eval=calibration.data.get("n_eval", 0),
+        ece_before=ece_before,
+        ece_after=ece_after,
+    )
 
 
 # --- reports -------------------------------------------------------------------------------
