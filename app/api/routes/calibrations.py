@@ -24,7 +24,7 @@ router = APIRouter(prefix="/tasks/{name}", tags=["calibrations"])
 
 
 # Stored with a calibration for the service's own use, too large for API answers.
-_INTERNAL_DATA_KEYS = ("eval_example_ids", "decision_curves")
+_INTERNAL_DATA_KEYS = ("eval_example_ids", "decision_curves", "validation_calibrator")
 
 
 def _common_fields(calibration: Calibration) -> dict[str, Any]:
