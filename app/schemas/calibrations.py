@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.schemas.common import RequestModel, RowId
+from app.schemas.extras import ConformalSpec
 
 
 class ValidationSpec(RequestModel):
@@ -37,6 +38,10 @@ class FitRequest(RequestModel):
         description="Which stored distributions to use: LLM answers for the task's current "
         "model and prompt (k samples averaged), imported ones, or auto (elicited when there "
         "are any, else imported).",
+    )
+    conformal: ConformalSpec | None = Field(
+        default_factory=ConformalSpec,
+        description="Conformal label sets stored with the fit (null: none).",
     )
 
     @field_validator("eps")

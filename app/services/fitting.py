@@ -24,6 +24,9 @@ from app.config import Settings
 from app.errors import ConflictError, InvalidInputError, NotFoundError, field_error
 from app.models import Calibration, Elicitation, Example, Task, utcnow
 from app.schemas.calibrations import FitRequest
+from app.services import conformal as conformal_service
+from app.services import prior as prior_service
+from app.services import report_extras
 from app.services.data import IMPORT_SOURCE
 from app.services.elicitation import AnswerKey, answer_key_filter, current_answer_key
 from app.splits import fold_assignment, holdout_split
@@ -272,6 +275,10 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
             "eval_example_ids": [int(i) for i in eval_ids],
             "class_counts_eval": report.get("class_counts"),
             "decision_curves": decision_curves(calibrated_eval, y_eval, labels),
+            "conformal": conformal_service.fit_conformal(
+                request.conformal, calibrated_eval, y_eval
+            ),
+            "class_prior": prior_service.training_prior(data.y, len(labels)),
         },
         metrics={
             "before": report["raw"]["metrics"],
@@ -384,6 +391,7 @@ def task_report(
         )
         report["calibration"] = None
         report["data"] = {"source": data.source, "n_eval": len(data.y), "held_out": False}
+        report_extras.add_to_report(report, data.P, data.y, None, None, n_bins, n_boot)
         return report
     stored = calibration.data
     eval_ids = stored["eval_example_ids"]
@@ -428,6 +436,7 @@ def task_report(
         "validation": validation,
     }
     report["comparison"] = calibration.metrics.get("comparison", {})
+    report_extras.add_to_report(report, data.P, data.y, calibrator, calibration, n_bins, n_boot)
     if notes:
         report.setdefault("notes", []).extend(notes)
     return report

@@ -36,6 +36,8 @@ from app.schemas.calibrate import (
     FeedbackResponse,
     LLMInfo,
 )
+from app.services import conformal as conformal_service
+from app.services import prior as prior_service
 from app.services.data import RowErrors, text_hash, validate_distribution
 from app.services.tasks import get_task, task_llm_config, task_template
 from calibrators import calibrator_from_dict
@@ -52,6 +54,8 @@ class ServedCalibration:
     temperature: float | None
     calibrator: Any
     decision_curves: dict[str, Any]
+    conformal: Any = None
+    class_prior: list[float] | None = None
 
 
 class _CalibrationCache:
@@ -77,6 +81,8 @@ class _CalibrationCache:
             temperature=row.temperature,
             calibrator=calibrator_from_dict(row.calibrator),
             decision_curves=row.data.get("decision_curves", {}),
+            conformal=conformal_service.load_conformal(row.data),
+            class_prior=row.data.get("class_prior"),
         )
         with self._lock:
             self._items[key] = served
@@ -236,11 +242,21 @@ def _respond(
     elicited: Elicited,
     served: ServedCalibration | None,
     target_precision: float | None,
+    coverage: float | None = None,
+    settings: Settings | None = None,
 ) -> CalibrateResponse:
     labels = list(task.labels)
     raw = np.asarray(elicited.raw, dtype=np.float64)
     raw = raw / raw.sum()
     calibrated = raw if served is None else served.calibrator.transform(raw[None, :])[0]
+    calibrated, prior_shift = prior_service.apply_prior(session, task, served, calibrated, settings)
+    prediction_set = (
+        None
+        if coverage is None
+        else conformal_service.prediction_set(
+            served and served.conformal, calibrated, coverage, labels
+        )
+    )
     top = int(np.argmax(calibrated))
     label, confidence = labels[top], float(calibrated[top])
     decision = decide(label, confidence, served, target_precision)
@@ -271,6 +287,8 @@ def _respond(
         else CalibrationRef(id=served.id, version=served.version, temperature=served.temperature),
         decision=decision,
         llm=elicited.llm,
+        prediction_set=prediction_set,
+        prior_shift=prior_shift,
     )
 
 
@@ -293,20 +311,26 @@ async def elicit_item(
     return _elicited_result(answer, item.text, settings, record_llm_call)
 
 
-def calibrate_given(session: Session, task_name: str, item: CalibrateItem) -> CalibrateResponse:
+def calibrate_given(
+    session: Session, task_name: str, item: CalibrateItem, settings: Settings | None = None
+) -> CalibrateResponse:
     """Calibrate a distribution given in the request: all database work in one call."""
     task = get_task(session, task_name)
     elicited = Elicited(_from_probabilities(task, item.probabilities, None), None, None)
-    return respond(session, task, elicited, item.target_precision)
+    return respond(session, task, elicited, item.target_precision, item.coverage, settings)
 
 
 def respond(
-    session: Session, task: Task, elicited: Elicited, target_precision: float | None
+    session: Session,
+    task: Task,
+    elicited: Elicited,
+    target_precision: float | None,
+    coverage: float | None = None,
+    settings: Settings | None = None,
 ) -> CalibrateResponse:
     """Apply the active calibration to one elicited distribution and store the result."""
-    return _respond(
-        session, task, elicited, active_served_calibration(session, task), target_precision
-    )
+    served = active_served_calibration(session, task)
+    return _respond(session, task, elicited, served, target_precision, coverage, settings)
 
 
 async def elicit_batch(
@@ -356,19 +380,26 @@ def respond_batch(
     task: Task,
     items: Sequence[CalibrateItem],
     outcomes: Sequence[Elicited | ServiceError],
+    settings: Settings | None = None,
 ) -> CalibrateBatchResponse:
     """Per-item results and errors; one failing item does not fail the batch."""
     served = active_served_calibration(session, task)
     results = []
     for index, (item, outcome) in enumerate(zip(items, outcomes, strict=True)):
+        if not isinstance(outcome, ServiceError):
+            try:
+                outcome = _respond(
+                    session, task, outcome, served, item.target_precision, item.coverage, settings
+                )
+            except ServiceError as exc:  # e.g. a coverage not stored: this item only
+                outcome = exc
         if isinstance(outcome, ServiceError):
             error = BatchItemError(
                 code=outcome.code, message=outcome.message, details=outcome.details
             )
             results.append(BatchItemResult(index=index, error=error))
         else:
-            response = _respond(session, task, outcome, served, item.target_precision)
-            results.append(BatchItemResult(index=index, result=response))
+            results.append(BatchItemResult(index=index, result=outcome))
     failed = sum(r.error is not None for r in results)
     return CalibrateBatchResponse(
         task=task.name, results=results, succeeded=len(results) - failed, failed=failed

@@ -36,7 +36,7 @@ async def calibrate(
     try:
         if body.probabilities is not None:
             result = await run_in_db_thread(
-                request, serving_service.calibrate_given, session, body.task, body
+                request, serving_service.calibrate_given, session, body.task, body, settings
             )
         else:
             task = await run_in_db_thread(request, get_task, session, body.task)
@@ -44,7 +44,14 @@ async def calibrate(
                 task, body, settings, metrics.record_llm_call
             )
             result = await run_in_db_thread(
-                request, serving_service.respond, session, task, elicited, body.target_precision
+                request,
+                serving_service.respond,
+                session,
+                task,
+                elicited,
+                body.target_precision,
+                body.coverage,
+                settings,
             )
     except NotFoundError:
         raise  # an unknown task name is not a metric label
@@ -72,7 +79,7 @@ async def calibrate_batch(
         task, body.items, settings, metrics.record_llm_call
     )
     result = await run_in_db_thread(
-        request, serving_service.respond_batch, session, task, body.items, outcomes
+        request, serving_service.respond_batch, session, task, body.items, outcomes, settings
     )
     for item in result.results:
         metrics.record_calibrate(task.name, "ok" if item.error is None else item.error.code)
