@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# Runs blocking database work off the event loop: ``await run_db(function, *args)``. The API's
+# is ``app.api.deps.run_in_db_thread`` bound to the request (``DbRunnerDep``).
+DbRunner = Callable[..., Awaitable[Any]]
 
 
 def is_sqlite(url: str) -> bool:

@@ -27,7 +27,7 @@ import numpy as np
 from calibrators._validation import check_labels, check_probabilities
 from calibrators.conformal import ConformalSets
 from calibrators.decomposition import DEFAULT_N_BINS, aurc, score_decompositions
-from calibrators.report import _sanitize
+from calibrators.report import sanitize
 from calibrators.smooth_ece import DEFAULT_N_BOOT, smooth_reliability_diagram
 
 DEFAULT_CONFORMAL_FOLDS = 10
@@ -183,6 +183,6 @@ def report_extras(
     if Q is not None and conformal is not None and P.shape[0] >= 2:
         extras["conformal"] = conformal_coverage(conformal, Q, y, labels, seed=seed)
     notes: list[str] = []
-    extras = _sanitize(extras, "report", notes)
+    extras = sanitize(extras, "report", notes)
     extras["notes"] = notes
     return extras

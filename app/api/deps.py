@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.db import DbRunner
 from app.errors import AuthenticationError, PermissionDeniedError
 from app.observability import Metrics, get_metrics
 from app.services import keys
@@ -64,6 +65,10 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     await run_in_db_thread(request, _commit_and_close, session)
 
 
+async def _db_runner(request: Request) -> DbRunner:
+    return functools.partial(run_in_db_thread, request)
+
+
 async def _request_metrics(request: Request) -> Metrics:
     # async: a plain `def` dependency would cost a threadpool hop per request.
     return get_metrics(request)
@@ -71,6 +76,7 @@ async def _request_metrics(request: Request) -> Metrics:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(_request_metrics)]
+DbRunnerDep = Annotated[DbRunner, Depends(_db_runner)]
 # scope="function": the commit happens before the response is sent, so a failed commit is an
 # error answer rather than a success answer for lost data.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from app.splits import holdout_split
 from calibrators import ConformalSets, inverse_softmax, softmax
+from calibrators.splits import holdout_split
 from tests.app.factories import LABELS, overconfident_items
 
 N_ITEMS = 600
