@@ -350,11 +350,14 @@ def task_report(
     n_bins: int,
     binning: str,
     n_boot: int,
+    band_boot: int | None = None,
 ) -> dict[str, Any]:
     """The full calibration report of ``calibration`` on its held-out data.
 
     Without a calibration, the raw distributions of all labelled data are reported.
+    ``band_boot``: resamples of the smooth reliability band (default ``n_boot``).
     """
+    band_boot = n_boot if band_boot is None else band_boot
     labels = list(task.labels)
     if calibration is None:
         data = load_labelled(session, task, "auto")
@@ -368,7 +371,7 @@ def task_report(
         )
         report["calibration"] = None
         report["data"] = {"source": data.source, "n_eval": len(data.y), "held_out": False}
-        report_extras.add_to_report(report, data.P, data.y, None, None, n_bins, n_boot)
+        report_extras.add_to_report(report, data.P, data.y, None, None, n_bins, band_boot)
         return report
     stored = calibration.data
     eval_ids = stored["eval_example_ids"]
@@ -413,7 +416,7 @@ def task_report(
         "validation": validation,
     }
     report["comparison"] = calibration.metrics.get("comparison", {})
-    report_extras.add_to_report(report, data.P, data.y, calibrator, calibration, n_bins, n_boot)
+    report_extras.add_to_report(report, data.P, data.y, calibrator, calibration, n_bins, band_boot)
     if notes:
         report.setdefault("notes", []).extend(notes)
     return report
