@@ -73,5 +73,5 @@ def test_read_articles_reads_every_label_directory_and_latin1_bytes(tmp_path):
         Article("tech/002", "tech", "Chips Faster chips."),
     ]
     (tmp_path / "sports").rename(tmp_path / "football")
-    with pytest.raises(ValueError, match="found .*'football'"):
+    with pytest.raises(ValueError, match=r"found .*'football'"):
         read_articles(tmp_path, 600)
