@@ -37,9 +37,9 @@ def tasks_overview(session: Session, settings: Settings) -> list[dict[str, Any]]
         rows.append(
             {
                 "task": out,
-                "drift": monitoring["drift"],
-                "drift_reason": monitoring["drift_reason"],
-                "feedback": monitoring["labelled"],
+                "drift": monitoring.drift,
+                "drift_reason": monitoring.drift_reason,
+                "feedback": monitoring.labelled,
             }
         )
     return rows

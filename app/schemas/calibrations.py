@@ -93,3 +93,47 @@ class ReportQuery(RequestModel):
     n_bins: int = Field(default=15, ge=1, le=100)
     binning: Literal["uniform", "quantile"] = "uniform"
     n_boot: int = Field(default=200, ge=0, le=2000)
+
+
+class ReportCalibration(BaseModel):
+    """The calibration a report is about."""
+
+    id: int
+    version: int
+    method: str
+    temperature: float | None
+    eps: float | None
+    is_active: bool
+
+
+class ReportData(BaseModel):
+    """Which data a report was computed on (``n_fit`` and ``validation`` for a calibration)."""
+
+    source: str
+    n_eval: int
+    n_fit: int | None = None
+    held_out: bool
+    validation: dict[str, Any] | None = None
+
+
+class TaskReport(BaseModel):
+    """``GET /tasks/{name}/report``: :func:`calibrators.calibration_report` on held-out data,
+    with the calibration, the data it used and the other methods' held-out metrics.
+
+    Keys a report does not have (``comparison`` without a calibration, ``n_fit`` and
+    ``validation`` of raw data) are left out of the answer, not null.
+    """
+
+    conventions: dict[str, Any]
+    n: int
+    labels: list[str]
+    class_counts: dict[str, int]
+    raw: dict[str, Any]
+    calibrated: dict[str, Any] | None
+    operating_points: dict[str, Any]
+    operating_points_on: Literal["raw", "calibrated"]
+    selective: dict[str, Any]
+    notes: list[str]
+    calibration: ReportCalibration | None
+    data: ReportData
+    comparison: dict[str, Any] | None = None

@@ -31,8 +31,14 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.errors import ConflictError, InvalidInputError, NotFoundError, field_error
+from app.llm.client import mean_distribution
 from app.models import Calibration, Elicitation, Example, Task, utcnow
-from app.schemas.calibrations import FitRequest
+from app.schemas.calibrations import (
+    CalibrationBase,
+    CalibrationOut,
+    CalibrationSummary,
+    FitRequest,
+)
 from app.services.elicitation import AnswerKey, answer_key_filter, current_answer_key
 from app.services.predictions import IMPORT_SOURCE
 from calibrators import (
@@ -114,19 +120,17 @@ def _labelled_rows(session: Session, task: Task, filters: list[Any], example_ids
 
 def _assemble(rows, task: Task, source: str, answer_key) -> LabelledData:
     label_index = {label: i for i, label in enumerate(task.labels)}
-    sums: dict[int, np.ndarray] = {}
-    counts: dict[int, int] = defaultdict(int)
+    samples: dict[int, list[list[float]]] = defaultdict(list)
     labels: dict[int, int] = {}
     for example_id, label, probabilities in rows:
         if label not in label_index or probabilities is None:
             continue
-        p = np.asarray(probabilities, dtype=np.float64)
-        sums[example_id] = sums.get(example_id, 0.0) + p
-        counts[example_id] += 1
+        samples[example_id].append(probabilities)
         labels[example_id] = label_index[label]
-    ids = np.array(sorted(sums), dtype=np.int64)
+    ids = np.array(sorted(samples), dtype=np.int64)
     K = len(task.labels)
-    P = np.array([sums[i] / counts[i] for i in ids], dtype=np.float64).reshape(len(ids), K)
+    means = [mean_distribution(samples[i]) for i in ids]
+    P = np.array(means, dtype=np.float64).reshape(len(ids), K)
     y = np.array([labels[i] for i in ids], dtype=np.int64)
     return LabelledData(ids, P, y, source, answer_key)
 
@@ -370,6 +374,40 @@ def held_out_calibrator(calibration: Calibration):
     calibrator when the served one was refitted on every row, else the served one."""
     return calibrator_from_dict(
         calibration.data.get("validation_calibrator", calibration.calibrator)
+    )
+
+
+# Stored with a calibration for the service's own use, too large for API answers.
+_INTERNAL_DATA_KEYS = ("eval_example_ids", "decision_curves", "validation_calibrator")
+
+
+def _common_fields(calibration: Calibration) -> dict[str, Any]:
+    return CalibrationBase.model_validate(calibration).model_dump()
+
+
+def calibration_out(calibration: Calibration, task_name: str) -> CalibrationOut:
+    """The API view of a calibration version, without the data kept for the service's use."""
+    data = {k: v for k, v in calibration.data.items() if k not in _INTERNAL_DATA_KEYS}
+    return CalibrationOut(
+        **_common_fields(calibration),
+        task=task_name,
+        activated_at=calibration.activated_at,
+        fit_request=calibration.fit_request,
+        data=data,
+        metrics=calibration.metrics,
+        conventions=calibration.conventions,
+    )
+
+
+def calibration_summary(calibration: Calibration) -> CalibrationSummary:
+    """The list view of a calibration version."""
+    ece_before, ece_after = calibration.held_out_ece()
+    return CalibrationSummary(
+        **_common_fields(calibration),
+        n_fit=calibration.data.get("n_fit", 0),
+        n_eval=calibration.data.get("n_eval", 0),
+        ece_before=ece_before,
+        ece_after=ece_after,
     )
 
 

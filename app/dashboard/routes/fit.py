@@ -13,7 +13,7 @@ from app.api.deps import SessionDep, SettingsDep
 from app.dashboard import auth, views
 from app.dashboard.auth import AdminDep
 from app.dashboard.pages import redirect, render, task_url
-from app.dashboard.routing import dashboard_router
+from app.dashboard.routing import FormRejected, dashboard_router
 from app.errors import ServiceError
 from app.schemas.calibrations import FitRequest
 from app.schemas.common import RowId
@@ -140,16 +140,18 @@ def fit(
     try:
         calibration = fitting_service.fit_task(session, task, fit_request, settings)
     except ServiceError as exc:
-        session.rollback()
-        return _fit_page(
-            request,
-            session,
-            admin,
-            name,
-            form_values=values,
-            form_errors=[exc.message],
-            status_code=exc.status_code,
-        )
+        errors, status_code = [exc.message], exc.status_code
+        raise FormRejected(
+            lambda fresh: _fit_page(
+                request,
+                fresh,
+                admin,
+                name,
+                form_values=values,
+                form_errors=errors,
+                status_code=status_code,
+            )
+        ) from exc
     state = "and activated" if calibration.is_active else "(not activated)"
     message = f"Fitted version {calibration.version} {state}: T = {calibration.temperature:.3f}."
     url = f"{task_url(name, 'fit')}?calibration={calibration.id}"
