@@ -90,7 +90,7 @@ def _count_elicited(session: Session, task: Task, key: AnswerKey) -> int:
     )
 
 
-def _labelled_rows(session: Session, task: Task, filters: list[Any], example_ids):
+def _labelled_rows(session: Session, filters: list[Any], example_ids):
     query = (
         select(Elicitation.example_id, Example.label, Elicitation.probabilities)
         .join(Example, Example.id == Elicitation.example_id)
@@ -123,7 +123,7 @@ def _assemble(rows, task: Task, source: str, answer_key) -> LabelledData:
 
 def _load_imported(session: Session, task: Task, example_ids) -> LabelledData:
     filters = [Elicitation.task_id == task.id, Elicitation.source == IMPORT_SOURCE]
-    return _assemble(_labelled_rows(session, task, filters, example_ids), task, "imported", None)
+    return _assemble(_labelled_rows(session, filters, example_ids), task, "imported", None)
 
 
 def _load_elicited(
@@ -134,7 +134,7 @@ def _load_elicited(
             "the task has no LLM configured, so it has no elicited distributions",
             [field_error("source", "use 'imported' or configure the task's llm")],
         )
-    rows = _labelled_rows(session, task, answer_key_filter(task, key), example_ids)
+    rows = _labelled_rows(session, answer_key_filter(task, key), example_ids)
     return _assemble(rows, task, "elicited", dataclasses.asdict(key))
 
 
@@ -332,10 +332,6 @@ def activate(session: Session, task: Task, calibration: Calibration) -> Calibrat
     return calibration
 
 
-def served_calibrator(calibration: Calibration):
-    return calibrator_from_dict(calibration.calibrator)
-
-
 # Stored with a calibration for the service's own use, too large for API answers.
 _INTERNAL_DATA_KEYS = ("eval_example_ids", "decision_curves")
 
@@ -423,7 +419,7 @@ def task_report(
             data, calibration.method, fit_request["objective"], fit_request["eps"], validation
         )
     else:
-        calibrator = served_calibrator(calibration)
+        calibrator = calibrator_from_dict(calibration.calibrator)
     report = calibration_report(
         data.P, data.y, labels, calibrator=calibrator, n_bins=n_bins, binning=binning, n_boot=n_boot
     )

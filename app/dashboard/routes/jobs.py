@@ -26,13 +26,12 @@ def start_elicitation(
     request: Request,
     name: str,
     session: SessionDep,
-    settings: SettingsDep,
     _admin: AdminDep,
     _form: FormData = Depends(auth.verified_form),
 ) -> Response:
     task = get_task(session, name)
     try:
-        job = elicitation_service.start_elicitation(session, task, settings)
+        job = elicitation_service.start_elicitation(session, task)
     except ServiceError as exc:
         url = task_url(name) + "#elicitation"
         message = exc.message
