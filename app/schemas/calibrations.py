@@ -27,10 +27,20 @@ class ValidationSpec(RequestModel):
 
 
 class FitRequest(RequestModel):
-    method: Literal["temperature", "vector", "isotonic"] = "temperature"
+    method: Literal["temperature", "vector", "isotonic", "resoftmax"] = Field(
+        default="temperature",
+        description="The calibrator to fit and serve; 'resoftmax' (softmax(p / T)) is the "
+        "baseline every fit is compared with, not a recommended choice.",
+    )
     objective: Literal["nll", "brier", "spherical"] = "nll"
     eps: float | Literal["auto"] = Field(default="auto", description='A float >= 0 or "auto".')
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    refit: bool = Field(
+        default=True,
+        description="After validation, refit the served calibrator on every labelled row "
+        "(k folds always do). The stored metrics stay the held-out / out-of-fold estimate of "
+        "the procedure. false: a holdout fit serves the calibrator fitted on the other rows.",
+    )
     activate: bool = True
     source: Literal["auto", "imported", "elicited"] = Field(
         default="auto",

@@ -29,6 +29,7 @@ FIT_DEFAULTS = {
     "eps": "0.01",
     "holdout": "0.3",
     "seed": "0",
+    "refit": True,
     "activate": True,
     "source": "auto",
 }
@@ -83,6 +84,7 @@ def _fit_values(form: FormData) -> dict[str, Any]:
         "eps": text("eps"),
         "holdout": text("holdout"),
         "seed": text("seed"),
+        "refit": form.get("refit") is not None,
         "activate": form.get("activate") is not None,
         "source": text("source"),
     }
@@ -106,6 +108,7 @@ def _fit_request(values: dict[str, Any]) -> tuple[FitRequest | None, list[str]]:
         "objective": values["objective"],
         "eps": "auto" if values["eps_mode"] == "auto" else numbers["eps"],
         "validation": {"holdout": numbers["holdout"], "seed": numbers["seed"]},
+        "refit": values["refit"],
         "activate": values["activate"],
         "source": values["source"],
     }
