@@ -1,0 +1,103 @@
+"""Calibration reports of a task: a stored calibration on its held-out data, or the raw data.
+
+The held-out rows are those the fit stored (``eval_example_ids``); a k-fold fit's out-of-fold
+scores are recomputed on them (see :mod:`app.services.fitting`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidInputError, field_error
+from app.models import Calibration, Task
+from app.services.elicitation import AnswerKey
+from app.services.fitting import HELD_OUT_ESTIMATE, evaluate, load_labelled
+from calibrators import calibration_report, calibrator_from_dict
+
+
+def held_out_calibrator(calibration: Calibration):
+    """The calibrator that scored a holdout fit's held-out rows: the stored validation
+    calibrator when the served one was refitted on every row, else the served one."""
+    return calibrator_from_dict(
+        calibration.data.get("validation_calibrator", calibration.calibrator)
+    )
+
+
+def task_report(
+    session: Session,
+    task: Task,
+    calibration: Calibration | None,
+    *,
+    n_bins: int,
+    binning: str,
+    n_boot: int,
+) -> dict[str, Any]:
+    """The full calibration report of ``calibration`` on its held-out data.
+
+    Without a calibration, the raw distributions of all labelled data are reported.
+    """
+    labels = list(task.labels)
+    if calibration is None:
+        data = load_labelled(session, task, "auto")
+        if len(data.y) == 0:
+            raise InvalidInputError(
+                "the task has no labelled distributions to report on",
+                [field_error("task", "import predictions or run an elicitation first")],
+            )
+        report = calibration_report(
+            data.P, data.y, labels, n_bins=n_bins, binning=binning, n_boot=n_boot
+        )
+        report["calibration"] = None
+        report["data"] = {"source": data.source, "n_eval": len(data.y), "held_out": False}
+        return report
+    stored = calibration.data
+    eval_ids = stored["eval_example_ids"]
+    key = AnswerKey(**stored["answer_key"]) if stored.get("answer_key") else None
+    data = load_labelled(session, task, stored["source"], example_ids=eval_ids, answer_key=key)
+    notes = []
+    if len(data.y) < len(eval_ids):
+        notes.append(
+            f"{len(eval_ids) - len(data.y)} held-out examples are no longer stored "
+            "or lost their label"
+        )
+    if len(data.y) == 0:
+        raise InvalidInputError(
+            "the held-out data of this calibration is no longer stored",
+            [field_error("calibration_id", "no held-out data")],
+        )
+    validation = stored["validation"]
+    fit_request = calibration.fit_request
+    if validation.get("folds"):
+        # Out-of-fold scores are recomputed on the rows the fit used (all were evaluated).
+        _, calibrator, _, _, _ = evaluate(
+            data, calibration.method, fit_request["objective"], fit_request["eps"], validation
+        )
+    else:
+        calibrator = held_out_calibrator(calibration)
+    report = calibration_report(
+        data.P, data.y, labels, calibrator=calibrator, n_bins=n_bins, binning=binning, n_boot=n_boot
+    )
+    report["calibration"] = {
+        "id": calibration.id,
+        "version": calibration.version,
+        "method": calibration.method,
+        "temperature": calibration.temperature,
+        "eps": calibration.eps,
+        "is_active": calibration.is_active,
+    }
+    report["data"] = {
+        "source": stored["source"],
+        "n_eval": len(data.y),
+        "n_fit": stored["n_fit"],
+        "held_out": True,
+        "estimate": calibration.metrics.get("estimate", HELD_OUT_ESTIMATE),
+        "refit": stored.get("refit", bool(validation.get("folds"))),
+        "n_served_fit": stored.get("n_served_fit", stored["n_fit"]),
+        "validation": validation,
+    }
+    report["comparison"] = calibration.metrics.get("comparison", {})
+    if notes:
+        report.setdefault("notes", []).extend(notes)
+    return report
