@@ -2,19 +2,39 @@
 
 The held-out rows are those the fit stored (``eval_example_ids``); a k-fold fit's out-of-fold
 scores are recomputed on them (see :mod:`app.services.fitting`).
+
+A calibration's report is computed once per (calibration, report options, held-out data) and
+kept in a small LRU: a stored calibration never changes, and the held-out data is read on every
+call and part of the key (a digest of its ids, distributions and labels), so a relabelled or
+deleted example gives a new report rather than a stale one.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInputError, field_error
+from app.lru import LRU
 from app.models import Calibration, Task
 from app.services.elicitation import AnswerKey
-from app.services.fitting import HELD_OUT_ESTIMATE, evaluate, load_labelled
+from app.services.fitting import HELD_OUT_ESTIMATE, LabelledData, evaluate, load_labelled
 from calibrators import calibration_report, calibrator_from_dict
+
+REPORT_CACHE_SIZE = 16
+# Reports of stored calibrations: (id, created_at, n_bins, binning, n_boot, data digest) ->
+# the calibration_report dict; copied out, never handed to callers.
+REPORT_CACHE: LRU[dict[str, Any]] = LRU(REPORT_CACHE_SIZE)
+
+
+def _data_digest(data: LabelledData) -> str:
+    digest = hashlib.sha256()
+    for array in (data.example_ids, data.P, data.y):
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def held_out_calibrator(calibration: Calibration):
@@ -68,17 +88,13 @@ def task_report(
             [field_error("calibration_id", "no held-out data")],
         )
     validation = stored["validation"]
-    fit_request = calibration.fit_request
-    if validation.get("folds"):
-        # Out-of-fold scores are recomputed on the rows the fit used (all were evaluated).
-        _, calibrator, _, _, _ = evaluate(
-            data, calibration.method, fit_request["objective"], fit_request["eps"], validation
-        )
-    else:
-        calibrator = held_out_calibrator(calibration)
-    report = calibration_report(
-        data.P, data.y, labels, calibrator=calibrator, n_bins=n_bins, binning=binning, n_boot=n_boot
-    )
+    options = (n_bins, binning, n_boot)
+    cache_key = (calibration.id, calibration.created_at, *options, _data_digest(data))
+    cached = REPORT_CACHE.get(cache_key)
+    if cached is None:
+        cached = _held_out_report(calibration, data, labels, *options)
+        REPORT_CACHE.put(cache_key, cached)
+    report = copy.deepcopy(cached)
     report["calibration"] = {
         "id": calibration.id,
         "version": calibration.version,
@@ -101,3 +117,25 @@ def task_report(
     if notes:
         report.setdefault("notes", []).extend(notes)
     return report
+
+
+def _held_out_report(
+    calibration: Calibration,
+    data: LabelledData,
+    labels: list[str],
+    n_bins: int,
+    binning: str,
+    n_boot: int,
+) -> dict[str, Any]:
+    validation = calibration.data["validation"]
+    fit_request = calibration.fit_request
+    if validation.get("folds"):
+        # Out-of-fold scores are recomputed on the rows the fit used (all were evaluated).
+        _, calibrator, _, _, _ = evaluate(
+            data, calibration.method, fit_request["objective"], fit_request["eps"], validation
+        )
+    else:
+        calibrator = held_out_calibrator(calibration)
+    return calibration_report(
+        data.P, data.y, labels, calibrator=calibrator, n_bins=n_bins, binning=binning, n_boot=n_boot
+    )

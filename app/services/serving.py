@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +22,7 @@ from app.errors import (
 )
 from app.llm.client import LLMClient
 from app.llm.errors import LLMError
+from app.lru import LRU
 from app.models import Calibration, CalibrationRequest, Task, new_uuid, utcnow
 from app.schemas.calibrate import (
     BatchItemError,
@@ -70,15 +69,12 @@ class _CalibrationCache:
     """
 
     def __init__(self, size: int = _CACHE_SIZE) -> None:
-        self._items: OrderedDict[tuple[int, datetime], ServedCalibration] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
+        self._items: LRU[ServedCalibration] = LRU(size)
 
     def get(self, session: Session, key: tuple[int, datetime]) -> ServedCalibration:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
+        served = self._items.get(key)
+        if served is not None:
+            return served
         row = session.get(Calibration, key[0])
         served = ServedCalibration(
             id=row.id,
@@ -87,10 +83,7 @@ class _CalibrationCache:
             calibrator=calibrator_from_dict(row.calibrator),
             decision_curves=row.data.get("decision_curves", {}),
         )
-        with self._lock:
-            self._items[key] = served
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+        self._items.put(key, served)
         return served
 
 
