@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.schemas.common import RequestModel, RowId
+from app.schemas.extras import ConformalSpec
 
 
 class ValidationSpec(RequestModel):
@@ -47,6 +48,10 @@ class FitRequest(RequestModel):
         description="Which stored distributions to use: LLM answers for the task's current "
         "model and prompt (k samples averaged), imported ones, or auto (elicited when there "
         "are any, else imported).",
+    )
+    conformal: ConformalSpec | None = Field(
+        default_factory=ConformalSpec,
+        description="Conformal label sets stored with the fit (null: none).",
     )
 
     @field_validator("eps")
@@ -151,3 +156,7 @@ class TaskReport(BaseModel):
     calibration: ReportCalibration | None
     data: ReportData
     comparison: dict[str, Any] | None = None
+    smooth_ece: dict[str, Any] | None = None
+    decompositions: dict[str, Any] | None = None
+    aurc: dict[str, Any] | None = None
+    conformal: dict[str, Any] | None = None

@@ -36,6 +36,8 @@ from app.models import Calibration, Elicitation, Example, Task
 from app.schemas.calibrations import (
     FitRequest,
 )
+from app.services import conformal as conformal_service
+from app.services import prior as prior_service
 from app.services.elicitation import AnswerKey, answer_key_filter, current_answer_key
 from app.services.predictions import IMPORT_SOURCE
 from app.services.versions import activate
@@ -286,6 +288,10 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
             "class_counts_eval": report.get("class_counts"),
             "decision_curves": decision_curves(calibrated_eval, y_eval, labels),
             **extra_data,
+            "conformal": conformal_service.fit_conformal(
+                request.conformal, calibrated_eval, y_eval
+            ),
+            "class_prior": prior_service.training_prior(data.y, len(labels)),
         },
         metrics={
             "estimate": OUT_OF_FOLD_ESTIMATE if folds else HELD_OUT_ESTIMATE,

@@ -20,13 +20,14 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidInputError, field_error
 from app.lru import LRU
 from app.models import Calibration, Task
+from app.services import report_extras
 from app.services.elicitation import AnswerKey
 from app.services.fitting import HELD_OUT_ESTIMATE, LabelledData, evaluate, load_labelled
 from calibrators import calibration_report, calibrator_from_dict
 
 REPORT_CACHE_SIZE = 16
-# Reports of stored calibrations: (id, created_at, n_bins, binning, n_boot, data digest) ->
-# the calibration_report dict; copied out, never handed to callers.
+# Reports of stored calibrations: (id, created_at, n_bins, binning, n_boot, band_boot, data
+# digest) -> the report; copied out, never handed to callers.
 REPORT_CACHE: LRU[dict[str, Any]] = LRU(REPORT_CACHE_SIZE)
 
 
@@ -53,11 +54,14 @@ def task_report(
     n_bins: int,
     binning: str,
     n_boot: int,
+    band_boot: int | None = None,
 ) -> dict[str, Any]:
     """The full calibration report of ``calibration`` on its held-out data.
 
     Without a calibration, the raw distributions of all labelled data are reported.
+    ``band_boot``: resamples of the smooth reliability band (default ``n_boot``).
     """
+    band_boot = n_boot if band_boot is None else band_boot
     labels = list(task.labels)
     if calibration is None:
         data = load_labelled(session, task, "auto")
@@ -71,30 +75,58 @@ def task_report(
         )
         report["calibration"] = None
         report["data"] = {"source": data.source, "n_eval": len(data.y), "held_out": False}
+        report_extras.add_to_report(report, data.P, data.y, None, None, n_bins, band_boot)
         return report
     stored = calibration.data
     eval_ids = stored["eval_example_ids"]
     key = AnswerKey(**stored["answer_key"]) if stored.get("answer_key") else None
     data = load_labelled(session, task, stored["source"], example_ids=eval_ids, answer_key=key)
-    notes = []
-    if len(data.y) < len(eval_ids):
-        notes.append(
-            f"{len(eval_ids) - len(data.y)} held-out examples are no longer stored "
-            "or lost their label"
-        )
     if len(data.y) == 0:
         raise InvalidInputError(
             "the held-out data of this calibration is no longer stored",
             [field_error("calibration_id", "no held-out data")],
         )
-    validation = stored["validation"]
-    options = (n_bins, binning, n_boot)
+    options = (n_bins, binning, n_boot, band_boot)
     cache_key = (calibration.id, calibration.created_at, *options, _data_digest(data))
     cached = REPORT_CACHE.get(cache_key)
     if cached is None:
         cached = _held_out_report(calibration, data, labels, *options)
         REPORT_CACHE.put(cache_key, cached)
     report = copy.deepcopy(cached)
+    # The one part of a stored calibration that changes.
+    report["calibration"]["is_active"] = calibration.is_active
+    return report
+
+
+def _held_out_report(
+    calibration: Calibration,
+    data: LabelledData,
+    labels: list[str],
+    n_bins: int,
+    binning: str,
+    n_boot: int,
+    band_boot: int,
+) -> dict[str, Any]:
+    stored = calibration.data
+    eval_ids = stored["eval_example_ids"]
+    notes = []
+    if len(data.y) < len(eval_ids):
+        notes.append(
+            f"{len(eval_ids) - len(data.y)} held-out examples are no longer stored "
+            "or lost their label"
+        )
+    validation = stored["validation"]
+    fit_request = calibration.fit_request
+    if validation.get("folds"):
+        # Out-of-fold scores are recomputed on the rows the fit used (all were evaluated).
+        _, calibrator, _, _, _ = evaluate(
+            data, calibration.method, fit_request["objective"], fit_request["eps"], validation
+        )
+    else:
+        calibrator = held_out_calibrator(calibration)
+    report = calibration_report(
+        data.P, data.y, labels, calibrator=calibrator, n_bins=n_bins, binning=binning, n_boot=n_boot
+    )
     report["calibration"] = {
         "id": calibration.id,
         "version": calibration.version,
@@ -114,28 +146,7 @@ def task_report(
         "validation": validation,
     }
     report["comparison"] = calibration.metrics.get("comparison", {})
+    report_extras.add_to_report(report, data.P, data.y, calibrator, calibration, n_bins, band_boot)
     if notes:
         report.setdefault("notes", []).extend(notes)
     return report
-
-
-def _held_out_report(
-    calibration: Calibration,
-    data: LabelledData,
-    labels: list[str],
-    n_bins: int,
-    binning: str,
-    n_boot: int,
-) -> dict[str, Any]:
-    validation = calibration.data["validation"]
-    fit_request = calibration.fit_request
-    if validation.get("folds"):
-        # Out-of-fold scores are recomputed on the rows the fit used (all were evaluated).
-        _, calibrator, _, _, _ = evaluate(
-            data, calibration.method, fit_request["objective"], fit_request["eps"], validation
-        )
-    else:
-        calibrator = held_out_calibrator(calibration)
-    return calibration_report(
-        data.P, data.y, labels, calibrator=calibrator, n_bins=n_bins, binning=binning, n_boot=n_boot
-    )
