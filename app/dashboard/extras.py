@@ -35,34 +35,63 @@ CONFORMAL_DEFAULTS = {
 # --- smooth reliability curve ----------------------------------------------------------------
 
 
+# Where the confidences' density (which integrates to 1 on [0, 1]) is below this, the smoothed
+# accuracy is an extrapolation of far-away rows: the curve and band are not drawn there.
+MIN_DENSITY = 0.05
+
+
 @dataclass(frozen=True)
 class SmoothCurve:
-    """One series' smooth curve (SVG points) and band polygon (upper edge, then lower back)."""
+    """One series' smooth curve and band, as runs of SVG points where the density is shown.
+
+    ``runs``: contiguous stretches of the curve; ``bands``: for each run, the band polygon
+    (upper edge left to right, then the lower edge back), empty without a band.
+    """
 
     series: str
     smooth_ece: float | None
-    points: list[tuple[float, float]]
-    band: list[tuple[float, float]]
+    runs: list[list[tuple[float, float]]]
+    bands: list[list[tuple[float, float]]]
 
 
 def _clip01(value: float) -> float:
     return min(1.0, max(0.0, float(value)))
 
 
+def _runs(shown: Sequence[bool]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for i, keep in enumerate(shown):
+        if not keep:
+            continue
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
 def smooth_geometry(series: str, smooth: Mapping[str, Any], frame: Frame) -> SmoothCurve:
-    """SVG points of ``smooth["accuracy"]`` at ``smooth["t"]`` and of its band (if any)."""
-    t = smooth["t"]
-    points = [
-        (frame.x(x), frame.y(_clip01(y)))
-        for x, y in zip(t, smooth["accuracy"], strict=True)
-        if y is not None
+    """SVG points of ``smooth["accuracy"]`` at ``smooth["t"]``, and of its band (if any), where
+    ``smooth["density"] >= MIN_DENSITY`` (every point without a density)."""
+    t, accuracy = smooth["t"], smooth["accuracy"]
+    density = smooth.get("density") or [None] * len(t)
+    shown = [
+        a is not None and (d is None or d >= MIN_DENSITY)
+        for a, d in zip(accuracy, density, strict=True)
     ]
-    band: list[tuple[float, float]] = []
-    if smooth.get("lower") is not None and smooth.get("upper") is not None:
-        upper = [(frame.x(x), frame.y(_clip01(y))) for x, y in zip(t, smooth["upper"], strict=True)]
-        lower = [(frame.x(x), frame.y(_clip01(y))) for x, y in zip(t, smooth["lower"], strict=True)]
-        band = upper + lower[::-1]
-    return SmoothCurve(series, smooth.get("smooth_ece"), points, band)
+
+    def point(i: int, values: Sequence[float]) -> tuple[float, float]:
+        return frame.x(t[i]), frame.y(_clip01(values[i]))
+
+    runs, bands = [], []
+    has_band = smooth.get("lower") is not None and smooth.get("upper") is not None
+    for run in _runs(shown):
+        runs.append([point(i, accuracy) for i in run])
+        if has_band:
+            upper = [point(i, smooth["upper"]) for i in run]
+            lower = [point(i, smooth["lower"]) for i in run]
+            bands.append(upper + lower[::-1])
+    return SmoothCurve(series, smooth.get("smooth_ece"), runs, bands)
 
 
 def _points(points: Sequence[tuple[float, float]]) -> str:
@@ -73,20 +102,21 @@ def _smooth_svg(curves: Sequence[SmoothCurve], frame: Frame) -> str:
     parts = ['<g class="smooth">']
     for curve in curves:
         colour = SMOOTH_COLOURS[curve.series]
-        if curve.band:
+        for band in curve.bands:
             parts.append(
-                f'<polygon class="smooth-band {curve.series}" points="{_points(curve.band)}" '
+                f'<polygon class="smooth-band {curve.series}" points="{_points(band)}" '
                 f'fill="{colour}" fill-opacity="0.18" stroke="none"/>'
             )
         dash = ' stroke-dasharray="6 3"' if curve.series == "raw" else ""
-        parts.append(
-            f'<polyline class="smooth-curve {curve.series}" points="{_points(curve.points)}" '
-            f'fill="none" stroke="{colour}" stroke-width="2"{dash}>'
-            f"<title>smooth reliability, {curve.series}</title></polyline>"
-        )
-    y = frame.height - 26
+        for run in curve.runs:
+            parts.append(
+                f'<polyline class="smooth-curve {curve.series}" points="{_points(run)}" '
+                f'fill="none" stroke="{colour}" stroke-width="2"{dash}>'
+                f"<title>smooth reliability, {curve.series}</title></polyline>"
+            )
+    x = frame.left + 6
     for i, curve in enumerate(curves):
-        x = frame.left + 6 + i * 160
+        y = frame.height - 40 + i * 15
         value = "—" if curve.smooth_ece is None else f"{curve.smooth_ece:.3f}"
         parts.append(
             f'<line x1="{x:.0f}" y1="{y - 4:.0f}" x2="{x + 14:.0f}" y2="{y - 4:.0f}" '
@@ -166,6 +196,7 @@ def extras_view(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
             for grouping, section in decompositions.items()
         ],
         "log_notes": notes,
+        "min_density": MIN_DENSITY,
         "aurc": report["aurc"],
         "conformal": report.get("conformal"),
     }

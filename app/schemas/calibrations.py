@@ -123,13 +123,17 @@ class ReportData(BaseModel):
     n_eval: int
     n_fit: int | None = None
     held_out: bool
-    estimate: str | None = Field(
-        default=None, description="`held_out` (a holdout fit) or `out_of_fold` (k folds)."
+    estimate: Literal["held_out", "out_of_fold"] | None = Field(
+        default=None,
+        description="What the calibrated metrics estimate: scores of rows the scoring "
+        "calibrator never saw (a holdout, or out of fold with k folds).",
     )
     refit: bool | None = Field(
         default=None, description="Whether the served calibrator was refitted on every row."
     )
-    n_served_fit: int | None = None
+    n_served_fit: int | None = Field(
+        default=None, description="Rows the served calibrator was fitted on."
+    )
     validation: dict[str, Any] | None = None
 
 

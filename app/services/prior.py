@@ -211,4 +211,5 @@ def monitoring_prior(
     if estimate["standard_error"] is not None:
         result["standard_error"] = _named(labels, estimate["standard_error"])
     result["converged"] = estimate["converged"]
+    result["note"] = estimate["note"]
     return result

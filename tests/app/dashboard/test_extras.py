@@ -28,42 +28,59 @@ def test_smooth_geometry_maps_the_curve_and_band_onto_the_frame():
         "smooth_ece": 0.1,
         "t": [0.0, 0.5, 1.0],
         "accuracy": [0.2, 0.5, 1.2],  # out-of-range values are clipped to the frame
+        "density": [0.5, 1.0, 1.5],
         "lower": [0.1, 0.4, 0.8],
         "upper": [0.3, 0.6, 1.0],
     }
     curve = smooth_geometry("calibrated", smooth, frame)
-    assert curve.points == [
-        (frame.left, frame.y(0.2)),
-        (frame.x(0.5), frame.y(0.5)),
-        (frame.x(1.0), frame.top),
+    assert curve.runs == [
+        [(frame.left, frame.y(0.2)), (frame.x(0.5), frame.y(0.5)), (frame.x(1.0), frame.top)]
     ]
     # The band runs along the upper edge, then back along the lower one.
-    assert curve.band == [
-        (frame.x(0.0), frame.y(0.3)),
-        (frame.x(0.5), frame.y(0.6)),
-        (frame.x(1.0), frame.y(1.0)),
-        (frame.x(1.0), frame.y(0.8)),
-        (frame.x(0.5), frame.y(0.4)),
-        (frame.x(0.0), frame.y(0.1)),
+    assert curve.bands == [
+        [
+            (frame.x(0.0), frame.y(0.3)),
+            (frame.x(0.5), frame.y(0.6)),
+            (frame.x(1.0), frame.y(1.0)),
+            (frame.x(1.0), frame.y(0.8)),
+            (frame.x(0.5), frame.y(0.4)),
+            (frame.x(0.0), frame.y(0.1)),
+        ]
     ]
-    assert smooth_geometry("raw", smooth | {"lower": None}, frame).band == []
+    assert smooth_geometry("raw", smooth | {"lower": None}, frame).bands == []
+
+
+def test_smooth_curve_is_not_drawn_where_there_are_no_confidences():
+    frame = Frame()
+    t = [i / 4 for i in range(5)]
+    smooth = {"t": t, "accuracy": [0.1, 0.2, 0.3, 0.4, 0.5], "lower": t, "upper": t}
+    smooth["density"] = [0.01, 1.0, 0.049, 0.05, 2.0]  # shown where >= MIN_DENSITY (0.05)
+    curve = smooth_geometry("raw", smooth, frame)
+    assert curve.runs == [
+        [(frame.x(0.25), frame.y(0.2))],
+        [(frame.x(0.75), frame.y(0.4)), (frame.x(1.0), frame.y(0.5))],
+    ]
+    assert [len(band) for band in curve.bands] == [2, 4]
 
 
 def test_reliability_svg_draws_smooth_curves_and_bands_over_the_bars():
     rng = np.random.default_rng(0)
-    P = rng.dirichlet([1, 1, 1], size=200)
+    c = rng.uniform(0.7, 1.0, size=200)
+    P = np.column_stack([c, (1 - c) / 2, (1 - c) / 2])
     y = rng.integers(0, 3, size=200)
     smooth = smooth_reliability_diagram(P, y, n_points=50, n_boot=10)
     bins = [{"lower": 0.3, "upper": 0.6, "count": 120, "confidence": 0.5, "accuracy": 0.4}]
     svg = reliability_with_smooth_svg(bins, bins, {"raw": smooth, "calibrated": smooth})
     assert svg.count('class="bar"') == 2
-    assert svg.count('<polyline class="smooth-curve') == 2
-    assert svg.count('<polygon class="smooth-band') == 2
+    shown = sum(d >= 0.05 for d in smooth["density"])
+    assert 0 < shown < 50  # no confidence below 0.7: the curve starts near it
+    assert svg.count('<polyline class="smooth-curve raw"') == 1
+    assert svg.count('<polygon class="smooth-band calibrated"') == 1
     # Bars first, curves after (drawn on top), one SVG document.
     assert svg.index('class="bar"') < svg.index("smooth-curve") < svg.rindex("</svg>")
     assert svg.count("</svg>") == 1
     points = re.search(r'smooth-curve raw" points="([^"]+)"', svg)[1].split()
-    assert len(points) == 50
+    assert len(points) == shown
     assert f"smECE {smooth['smooth_ece']:.3f}" in svg
     assert reliability_with_smooth_svg(bins, None, None).count("smooth") == 0
 
@@ -99,8 +116,8 @@ def test_fit_page_shows_smooth_ece_decompositions_aurc_and_conformal_table(admin
         conformal_class_conditional="on",
     )
     page = admin_client.get(location).text
-    assert page.count('<polyline class="smooth-curve') == 2
-    assert page.count('<polygon class="smooth-band') == 2
+    assert page.count('<polyline class="smooth-curve raw') >= 1
+    assert page.count('<polygon class="smooth-band calibrated') >= 1
     assert 'id="smooth-ece"' in page
     assert 'id="decomposition-distinct"' in page and 'id="decomposition-top_label"' in page
     table = re.search(r'<table class="data compact" id="conformal-table">(.*?)</table>', page, re.S)
