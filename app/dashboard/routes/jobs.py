@@ -21,6 +21,12 @@ from app.services.tasks import get_task
 router = dashboard_router()
 
 
+def _rejected(request: Request, task_name: str, exc: ServiceError) -> FormRejected:
+    """Back to the task's elicitation panel, with the service's message as an error flash."""
+    url, message = task_url(task_name) + "#elicitation", exc.message
+    return FormRejected(lambda _: redirect(request, url, message, "error"))
+
+
 @router.post("/tasks/{name}/elicitations")
 def start_elicitation(
     request: Request,
@@ -33,9 +39,7 @@ def start_elicitation(
     try:
         job = elicitation_service.start_elicitation(session, task)
     except ServiceError as exc:
-        url = task_url(name) + "#elicitation"
-        message = exc.message
-        raise FormRejected(lambda _: redirect(request, url, message, "error")) from exc
+        raise _rejected(request, name, exc) from exc
     message = (
         f"Elicitation job started: {job.total} examples to ask about."
         if job.total
@@ -74,9 +78,7 @@ def cancel_job(
     try:
         job = job_service.cancel_job(session, job)
     except ServiceError as exc:
-        url = task_url(task_name) + "#elicitation"
-        message = exc.message
-        raise FormRejected(lambda _: redirect(request, url, message, "error")) from exc
+        raise _rejected(request, task_name, exc) from exc
     message = (
         "Job cancelled."
         if job.status == "cancelled"
