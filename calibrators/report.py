@@ -121,12 +121,12 @@ def _finite_or_none(value, path: str, notes: list[str], reason: str):
     return None
 
 
-def _sanitize(value, path: str, notes: list[str]):
+def sanitize(value, path: str, notes: list[str]):
     """Recursively replace non-finite floats by None (with a note) and numpy scalars by Python."""
     if isinstance(value, dict):
-        return {str(k): _sanitize(v, f"{path}.{k}", notes) for k, v in value.items()}
+        return {str(k): sanitize(v, f"{path}.{k}", notes) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_sanitize(v, f"{path}[{i}]", notes) for i, v in enumerate(value)]
+        return [sanitize(v, f"{path}[{i}]", notes) for i, v in enumerate(value)]
     if isinstance(value, bool | np.bool_):
         return bool(value)
     if isinstance(value, int | np.integer):
@@ -266,6 +266,6 @@ def calibration_report(
         "operating_points_on": "raw" if calibrator is None else "calibrated",
         "selective": selective_curve_unchecked(grouped, max_points),
     }
-    report = _sanitize(report, "report", notes)
+    report = sanitize(report, "report", notes)
     report["notes"] = notes
     return report

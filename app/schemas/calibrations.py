@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.schemas.common import RequestModel, RowId
+from app.schemas.extras import ConformalSpec
 
 
 class ValidationSpec(RequestModel):
@@ -47,6 +48,10 @@ class FitRequest(RequestModel):
         description="Which stored distributions to use: LLM answers for the task's current "
         "model and prompt (k samples averaged), imported ones, or auto (elicited when there "
         "are any, else imported).",
+    )
+    conformal: ConformalSpec | None = Field(
+        default_factory=ConformalSpec,
+        description="Conformal label sets stored with the fit (null: none).",
     )
 
     @field_validator("eps")
@@ -107,7 +112,8 @@ class ReportCalibration(BaseModel):
 
 
 class ReportData(BaseModel):
-    """Which data a report was computed on (``n_fit`` and ``validation`` for a calibration)."""
+    """Which data a report was computed on (``n_fit``, ``estimate`` (held_out / out_of_fold),
+    ``refit``, ``n_served_fit`` and ``validation`` for a calibration)."""
 
     source: str
     n_eval: int
@@ -148,3 +154,7 @@ class TaskReport(BaseModel):
     calibration: ReportCalibration | None
     data: ReportData
     comparison: dict[str, Any] | None = None
+    smooth_ece: dict[str, Any] | None = None
+    decompositions: dict[str, Any] | None = None
+    aurc: dict[str, Any] | None = None
+    conformal: dict[str, Any] | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 
@@ -37,3 +39,4 @@ class TaskMonitoring(BaseModel):
     drift_reason: str | None
     drift_margin: float
     by_calibration: dict[str, int]
+    prior: dict[str, Any]

@@ -39,6 +39,9 @@ from app.schemas.calibrations import (
     CalibrationSummary,
     FitRequest,
 )
+from app.services import conformal as conformal_service
+from app.services import prior as prior_service
+from app.services import report_extras
 from app.services.elicitation import AnswerKey, answer_key_filter, current_answer_key
 from app.services.predictions import IMPORT_SOURCE
 from calibrators import (
@@ -291,6 +294,10 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
             "class_counts_eval": report.get("class_counts"),
             "decision_curves": decision_curves(calibrated_eval, y_eval, labels),
             **extra_data,
+            "conformal": conformal_service.fit_conformal(
+                request.conformal, calibrated_eval, y_eval
+            ),
+            "class_prior": prior_service.training_prior(data.y, len(labels)),
         },
         metrics={
             "estimate": OUT_OF_FOLD_ESTIMATE if folds else HELD_OUT_ESTIMATE,
@@ -424,11 +431,14 @@ def task_report(
     n_bins: int,
     binning: str,
     n_boot: int,
+    band_boot: int | None = None,
 ) -> dict[str, Any]:
     """The full calibration report of ``calibration`` on its held-out data.
 
     Without a calibration, the raw distributions of all labelled data are reported.
+    ``band_boot``: resamples of the smooth reliability band (default ``n_boot``).
     """
+    band_boot = n_boot if band_boot is None else band_boot
     labels = list(task.labels)
     if calibration is None:
         data = load_labelled(session, task, "auto")
@@ -442,6 +452,7 @@ def task_report(
         )
         report["calibration"] = None
         report["data"] = {"source": data.source, "n_eval": len(data.y), "held_out": False}
+        report_extras.add_to_report(report, data.P, data.y, None, None, n_bins, band_boot)
         return report
     stored = calibration.data
     eval_ids = stored["eval_example_ids"]
@@ -489,6 +500,7 @@ def task_report(
         "validation": validation,
     }
     report["comparison"] = calibration.metrics.get("comparison", {})
+    report_extras.add_to_report(report, data.P, data.y, calibrator, calibration, n_bins, band_boot)
     if notes:
         report.setdefault("notes", []).extend(notes)
     return report

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.models import CalibrationRequest, Task
 from app.schemas.monitoring import FitTimeMetrics, LiveMetrics, TaskMonitoring
+from app.services.prior import monitoring_prior
+from app.services.serving import active_served_calibration
 from app.services.tasks import active_calibration
 from calibrators import accuracy, brier_score, expected_calibration_error, log_loss
 
@@ -72,6 +74,7 @@ def task_monitoring(
         drift_reason=None,
         drift_margin=settings.drift_ece_margin,
         by_calibration={},
+        prior=monitoring_prior(session, task, active_served_calibration(session, task), settings),
     )
     if not rows:
         result.drift_reason = "no feedback yet"

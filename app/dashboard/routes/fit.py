@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from app.api.deps import SessionDep, SettingsDep
-from app.dashboard import auth, views
+from app.dashboard import auth, extras, views
 from app.dashboard.auth import AdminDep
 from app.dashboard.pages import redirect, render, task_url
 from app.dashboard.routing import FormRejected, dashboard_router
@@ -32,6 +32,7 @@ FIT_DEFAULTS = {
     "refit": True,
     "activate": True,
     "source": "auto",
+    **extras.CONFORMAL_DEFAULTS,
 }
 
 
@@ -87,6 +88,7 @@ def _fit_values(form: FormData) -> dict[str, Any]:
         "refit": form.get("refit") is not None,
         "activate": form.get("activate") is not None,
         "source": text("source"),
+        **extras.conformal_values(form),
     }
 
 
@@ -101,6 +103,8 @@ def _fit_request(values: dict[str, Any]) -> tuple[FitRequest | None, list[str]]:
             numbers[field] = kind(values[field])
         except ValueError:
             errors.append(f"{field}: not a valid {'integer' if kind is int else 'number'}")
+    conformal, conformal_errors = extras.conformal_payload(values)
+    errors += conformal_errors
     if errors:
         return None, errors
     payload = {
@@ -111,6 +115,7 @@ def _fit_request(values: dict[str, Any]) -> tuple[FitRequest | None, list[str]]:
         "refit": values["refit"],
         "activate": values["activate"],
         "source": values["source"],
+        "conformal": conformal,
     }
     try:
         return FitRequest.model_validate(payload), []
