@@ -263,8 +263,10 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
             comparison[method]["baseline"] = True
     fitted = served.to_dict()
     folds = bool(validation.get("folds"))
+    # With folds the evaluator is out of fold and the served calibrator always saw every row.
+    refitted = served is not evaluator
     extra_data = {}
-    if served is not evaluator and not folds:
+    if refitted and not folds:
         extra_data["validation_calibrator"] = evaluator.to_dict()
     calibration = Calibration(
         task_id=task.id,
@@ -281,8 +283,8 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
             "n_labelled": n,
             "n_fit": len(fit_rows),
             "n_eval": len(eval_rows),
-            "refit": served is not evaluator or folds,
-            "n_served_fit": n if served is not evaluator or folds else len(fit_rows),
+            "refit": refitted,
+            "n_served_fit": n if refitted else len(fit_rows),
             "validation": validation,
             "eval_example_ids": [int(i) for i in eval_ids],
             "class_counts_eval": report.get("class_counts"),
