@@ -31,6 +31,7 @@ from typing import IO, Any
 
 import httpx
 
+from app.demo import stop_process
 from scripts.real_llm import fetch, pins
 from scripts.real_llm.articles import LABELS, Article, read_articles, stratified_split
 from scripts.real_llm.summary import (
@@ -122,20 +123,9 @@ def child(
                 time.sleep(0.5)
             yield process
         finally:
-            _stop(process)
+            stop_process(process, timeout_s=10.0)
             if process.returncode not in (0, -signal.SIGTERM, None):
                 say(f"{name} exited with {process.returncode}; its last lines:\n{_tail(log)}")
-
-
-def _stop(process: subprocess.Popen, timeout_s: float = 10.0) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout_s)
 
 
 def _answers_200(url: str) -> Callable[[], bool]:
