@@ -261,9 +261,10 @@ def run_task(
     llm: dict[str, Any],
     articles: list[Article],
     held_out: list[Article],
-) -> RunResult:
-    """One task through every stage; returns what it gave (raises StageFailed on a failure)."""
-    result = RunResult(reasoning=llm.get("reasoning"))
+    result: RunResult,
+) -> None:
+    """One task through every stage, filling ``result`` as it goes (so a failed stage keeps
+    what came before it); raises StageFailed on a failure."""
     tag = f"[{name}]"
     with stages.stage(f"{tag} create task and upload {len(articles)} articles"):
         api.call(
@@ -320,7 +321,6 @@ def run_task(
                 f"  {article.id}: {answer['label']} ({answer['confidence']:.3f}), "
                 f"gold {article.label}, parse {llm_part.get('parse_status')}"
             )
-    return result
 
 
 # --------------------------------------------------------------------------------------- main
@@ -432,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
             api, env = start_verbcal(stages, stack)
             for name, reasoning in _settings(args):
                 llm = llm_config(base_url, args.model, reasoning, args.timeout)
-                results.append(run_task(api, stages, env, name, llm, articles, held_out))
+                results.append(RunResult(reasoning=reasoning))
+                run_task(api, stages, env, name, llm, articles, held_out, results[-1])
     except (StageFailed, fetch.FetchError, ValueError) as exc:
         failure = str(exc)
     except Exception as exc:  # a bug or an unexpected answer: still summarise, then fail
