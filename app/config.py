@@ -64,8 +64,24 @@ class Settings(BaseSettings):
         default=4,
         ge=1,
         le=64,
-        description="Worker threads of an API process that run /calibrate's database work at "
-        "once (more only contend for the GIL and SQLite's write lock).",
+        description="Database slots of an API process: requests doing database work at once "
+        "(more only contend for the GIL and SQLite's write lock). Each slot holds one pooled "
+        "connection at most.",
+    )
+    db_pool_spare: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Pooled connections beyond `db_threads`, for the embedded job worker and "
+        "readiness probes. An API process holds at most `db_threads + db_pool_spare` "
+        "connections.",
+    )
+    db_queue: int = Field(
+        default=128,
+        ge=0,
+        le=100_000,
+        description="Requests an API process lets wait for a database slot; more are answered "
+        "at once with 503 `overloaded` and `Retry-After: 1`.",
     )
     auth_cache_ttl_s: float = Field(
         default=10.0,
@@ -95,6 +111,11 @@ class Settings(BaseSettings):
         description="If set, GET /metrics requires `Authorization: Bearer <token>`. Unset: "
         "/metrics is open, so scrape it on an internal network only.",
     )
+
+    @property
+    def db_pool_size(self) -> int:
+        """Connections an API process pools: one per database slot, plus the spare ones."""
+        return self.db_threads + self.db_pool_spare
 
     @cached_property
     def llm_policy(self) -> EndpointPolicy:

@@ -10,6 +10,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Command-line tools and worker processes need few connections; the API sizes its pool from
+# its settings (`Settings.db_pool_size`).
+DEFAULT_POOL_SIZE = 5
+# Seconds a thread may wait for a pooled connection. The API's slots never wait (the pool has
+# a connection per slot); a timeout there is answered 503 `overloaded`, not 500.
+POOL_TIMEOUT_S = 10
 
 
 def is_sqlite(url: str) -> bool:
@@ -25,17 +31,20 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def create_db_engine(url: str) -> Engine:
-    """Create the engine for ``url``; SQLite connections are configured on connect."""
+def create_db_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
+    """Create the engine for ``url`` with at most ``pool_size`` connections (no overflow).
+
+    SQLite connections are configured on connect.
+    """
+    pool = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT_S}
     if is_sqlite(url):
         connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        in_memory = make_url(url).database in (None, "", ":memory:")
-        # Connections to a file are cheap: enough for every threadpool worker of the API.
-        pool = {} if in_memory else {"pool_size": 20, "max_overflow": 40}
+        if make_url(url).database in (None, "", ":memory:"):
+            pool = {}  # one shared connection
         engine = create_engine(url, connect_args=connect_args, **pool)
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:

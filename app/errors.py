@@ -15,6 +15,7 @@ class ServiceError(Exception):
 
     status_code = 400
     code = "bad_request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, details: Any = None, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -49,6 +50,17 @@ class AuthenticationError(ServiceError):
 class PermissionDeniedError(ServiceError):
     status_code = 403
     code = "forbidden"
+
+
+class OverloadedError(ServiceError):
+    """The server is at capacity; the answer carries ``Retry-After``."""
+
+    status_code = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, details: Any = None, *, retry_after_s: int = 1) -> None:
+        super().__init__(message, details)
+        self.headers = {"Retry-After": str(retry_after_s)}
 
 
 class UpstreamLLMError(ServiceError):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 from fastapi import FastAPI
 
+from app.api.capacity import DatabaseGate
 from app.api.errors import install_error_handlers
 from app.api.openapi import install_openapi
 from app.api.router import api_router
@@ -27,7 +27,7 @@ def embedded_worker_enabled(settings: Settings) -> bool:
 def create_app(settings: Settings | None = None, *, start_worker: bool | None = None) -> FastAPI:
     """Build the app. ``start_worker`` overrides the settings' embedded-worker choice."""
     settings = settings or get_settings()
-    engine = create_db_engine(settings.database_url)
+    engine = create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
     session_factory = create_session_factory(engine)
     run_worker = embedded_worker_enabled(settings) if start_worker is None else start_worker
 
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
-    app.state.db_limiter = anyio.CapacityLimiter(settings.db_threads)
+    app.state.db_gate = DatabaseGate(settings.db_threads, settings.db_queue)
     app.state.principal_cache = PrincipalCache(settings.auth_cache_ttl_s)
     install_error_handlers(app)
     install_observability(app, settings)

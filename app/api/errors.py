@@ -9,9 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import ServiceError
+from app.errors import OverloadedError, ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +36,14 @@ _DESCRIPTIONS = {
     413: "Request too large",
     422: "Invalid input; `details` names the field or row",
     502: "The task's LLM failed or gave an unusable answer",
+    503: "The server is at capacity (`overloaded`, with `Retry-After`)",
     504: "The task's LLM timed out",
 }
 
 
 def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for the given error statuses (422 and 401 always)."""
-    codes = sorted({401, 422, *status_codes})
+    """OpenAPI ``responses`` entries for the given error statuses (401, 422 and 503 always)."""
+    codes = sorted({401, 422, 503, *status_codes})
     return {c: {"model": ErrorResponse, "description": _DESCRIPTIONS[c]} for c in codes}
 
 
@@ -81,7 +83,9 @@ async def _validation_handler(_request: Request, exc: RequestValidationError) ->
 
 async def _service_handler(_request: Request, exc: ServiceError) -> JSONResponse:
     return JSONResponse(
-        status_code=exc.status_code, content=error_body(exc.code, exc.message, exc.details)
+        status_code=exc.status_code,
+        content=error_body(exc.code, exc.message, exc.details),
+        headers=exc.headers,
     )
 
 
@@ -96,6 +100,13 @@ async def _http_handler(_request: Request, exc: StarletteHTTPException) -> JSONR
     )
 
 
+async def _pool_timeout_handler(_request: Request, exc: PoolTimeoutError) -> JSONResponse:
+    # A thread waited too long for a pooled connection: the process is at capacity.
+    logger.warning("database pool exhausted: %s", exc)
+    overloaded = OverloadedError("the server is at capacity: retry shortly")
+    return await _service_handler(_request, overloaded)
+
+
 async def _unexpected_handler(_request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", exc_info=exc)
     return JSONResponse(status_code=500, content=error_body("internal_error", "internal error"))
@@ -104,5 +115,6 @@ async def _unexpected_handler(_request: Request, exc: Exception) -> JSONResponse
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(ServiceError, _service_handler)
+    app.add_exception_handler(PoolTimeoutError, _pool_timeout_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter, Request
 
+from app.api.capacity import DatabaseRoute
 from app.api.deps import AnyKey, MetricsDep, SessionDep, SettingsDep, run_in_db_thread
 from app.api.errors import error_responses
 from app.errors import NotFoundError, ServiceError
@@ -16,7 +17,7 @@ from app.schemas.calibrate import (
 from app.services import serving as serving_service
 from app.services.tasks import get_task
 
-router = APIRouter(tags=["calibrate"])
+router = APIRouter(tags=["calibrate"], route_class=DatabaseRoute)
 
 
 @router.post(

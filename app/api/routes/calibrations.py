@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
+from app.api.capacity import DatabaseRoute
 from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep
 from app.api.errors import error_responses
 from app.models import Calibration
@@ -20,7 +21,7 @@ from app.schemas.common import RowId
 from app.services import fitting as fitting_service
 from app.services.tasks import active_calibration, get_task
 
-router = APIRouter(prefix="/tasks/{name}", tags=["calibrations"])
+router = APIRouter(prefix="/tasks/{name}", tags=["calibrations"], route_class=DatabaseRoute)
 
 
 # Stored with a calibration for the service's own use, too large for API answers.

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep
+from app.api.capacity import DatabaseRoute
+from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep, run_in_db_thread
 from app.api.errors import error_responses
 from app.config import Settings
 from app.errors import InvalidInputError, field_error
@@ -20,7 +20,7 @@ from app.schemas.data import ExampleOut, ImportResult
 from app.services import data as data_service
 from app.services.tasks import get_task
 
-router = APIRouter(prefix="/tasks/{name}", tags=["data"])
+router = APIRouter(prefix="/tasks/{name}", tags=["data"], route_class=DatabaseRoute)
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -106,8 +106,8 @@ async def import_examples(
     name: str, request: Request, session: SessionDep, settings: SettingsDep, _key: AdminKey
 ) -> ImportResult:
     rows, _ = await _read_rows(request, "examples")
-    return await run_in_threadpool(
-        _import, session, name, rows, settings, data_service.import_examples
+    return await run_in_db_thread(
+        request, _import, session, name, rows, settings, data_service.import_examples
     )
 
 
@@ -139,6 +139,6 @@ async def import_predictions(
     rows, from_csv = await _read_rows(request, "items")
     if from_csv:
         rows = [data_service.csv_probability_row(r) for r in rows]
-    return await run_in_threadpool(
-        _import, session, name, rows, settings, data_service.import_predictions
+    return await run_in_db_thread(
+        request, _import, session, name, rows, settings, data_service.import_predictions
     )

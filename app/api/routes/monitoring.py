@@ -4,12 +4,13 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from app.api.capacity import DatabaseRoute
 from app.api.deps import AnyKey, SessionDep, SettingsDep
 from app.api.errors import error_responses
 from app.services.monitoring import task_monitoring
 from app.services.tasks import get_task
 
-router = APIRouter(prefix="/tasks/{name}", tags=["monitoring"])
+router = APIRouter(prefix="/tasks/{name}", tags=["monitoring"], route_class=DatabaseRoute)
 
 
 @router.get("/monitoring", responses=error_responses(404))
