@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint format run install bench clean
+.PHONY: test lint format run install bench clean test-real-llm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ format: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/verbcal demo
+
+# verbcal on llama.cpp's llama-server, a real model and BBC News (README: "Run it on a real
+# LLM"). Not part of `make test`: the first run downloads ~1.1 GB and builds for ~15 minutes
+# into ~/.cache/verbcal/real-llm. Options: REAL_LLM_ARGS='--n 60 --reasoning both' (--help).
+test-real-llm: $(STAMP)
+	$(BIN)/python -m scripts.real_llm $(REAL_LLM_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_calibrators.py

@@ -29,6 +29,7 @@ from app.offline import (
     parse_labels_option,
     read_distributions,
 )
+from calibrators.report import METRIC_TITLES
 
 EXIT_PRECONDITION = 1
 EXIT_BAD_INPUT = 2
@@ -424,14 +425,7 @@ def _metric_with_ci(section: dict, metric: str) -> str:
     return value
 
 
-SUMMARY_METRICS = (
-    ("ECE", "ece"),
-    ("MCE", "mce"),
-    ("NLL", "nll"),
-    ("Brier", "brier"),
-    ("accuracy", "accuracy"),
-    ("mean entropy", "mean_entropy"),
-)
+REPORT_METRICS = ("ece", "mce", "nll", "brier", "accuracy", "mean_entropy")
 
 
 def format_metrics(report: dict) -> list[str]:
@@ -439,10 +433,11 @@ def format_metrics(report: dict) -> list[str]:
     sections = [("raw", report["raw"])]
     if report.get("calibrated"):
         sections.append(("calibrated", report["calibrated"]))
-    width = max(len(title) for title, _ in SUMMARY_METRICS)
+    width = max(len(METRIC_TITLES[metric]) for metric in REPORT_METRICS)
     level = round(100 * (1 - report["conventions"]["bootstrap"]["alpha"]))
     lines = [f"{'':{width}}  " + "  ".join(f"{name:<26}" for name, _ in sections).rstrip()]
-    for title, metric in SUMMARY_METRICS:
+    for metric in REPORT_METRICS:
+        title = METRIC_TITLES[metric]
         cells = [f"{_metric_with_ci(section, metric):<26}" for _, section in sections]
         lines.append(f"{title:<{width}}  " + "  ".join(cells).rstrip())
     lines.append(f"(brackets: {level}% bootstrap intervals)")

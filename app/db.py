@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -16,6 +17,10 @@ DEFAULT_POOL_SIZE = 5
 # Seconds a thread may wait for a pooled connection. The API's slots never wait (the pool has
 # a connection per slot); a timeout there is answered 503 `overloaded`, not 500.
 POOL_TIMEOUT_S = 10
+
+# Runs blocking database work off the event loop: ``await run_db(function, *args)``. The API's
+# is ``app.api.deps.run_in_db_thread`` bound to the request (``DbRunnerDep``).
+DbRunner = Callable[..., Awaitable[Any]]
 
 
 def is_sqlite(url: str) -> bool:

@@ -35,13 +35,13 @@ from app.migrate import upgrade_to_head
 from app.models import FINISHED_JOB_STATUSES, Job, Task
 from app.schemas.calibrations import FitRequest
 from app.services import tasks as task_service
-from app.services.data import import_examples
 from app.services.elicitation import (
     active_job,
     current_answer_key,
     missing_work,
     start_elicitation,
 )
+from app.services.examples import import_examples
 from app.services.fitting import fit_task
 from app.services.keys import create_key
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from app.splits import holdout_split
 from calibrators import TemperatureScaling, calibration_report
+from calibrators.splits import holdout_split
 
 LABEL_COLUMN = "label"
 NON_CLASS_COLUMNS = frozenset({"label", "id", "text"})

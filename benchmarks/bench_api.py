@@ -34,7 +34,7 @@ from app.config import Settings  # noqa: E402
 from app.db import create_db_engine, create_session_factory, transaction  # noqa: E402
 from app.migrate import upgrade_to_head  # noqa: E402
 from app.schemas.calibrations import FitRequest  # noqa: E402
-from app.services import data, fitting, keys, tasks  # noqa: E402
+from app.services import fitting, keys, predictions, tasks  # noqa: E402
 
 LABELS = ["billing", "technical", "account", "other"]
 BARE_APP = """
@@ -106,7 +106,7 @@ def prepare_database(url: str) -> str:
     factory = create_session_factory(create_db_engine(url))
     with transaction(factory) as session:
         task = tasks.create_task(session, {"name": "bench", "labels": LABELS})
-        data.import_predictions(session, task, items, settings)
+        predictions.import_predictions(session, task, items, settings)
         fitting.fit_task(session, task, FitRequest(), settings)
         _, secret = keys.create_key(session, "app")
     return secret

@@ -36,6 +36,7 @@ from calibrators.prior_shift import (
 )
 from calibrators.registry import calibrator_from_dict
 from calibrators.report import CONVENTIONS, calibration_report
+from calibrators.resoftmax import ResoftmaxScaling
 from calibrators.smooth_ece import smooth_ece, smooth_reliability_diagram
 from calibrators.temperature import TemperatureScaling
 from calibrators.thresholds import operating_points, selective_curve
@@ -46,6 +47,7 @@ __all__ = [
     "ConformalSets",
     "IsotonicCalibration",
     "PriorShift",
+    "ResoftmaxScaling",
     "TemperatureScaling",
     "VectorScaling",
     "accuracy",

@@ -65,7 +65,7 @@ def _metric_name(metric) -> str | None:
     raise ValueError(f"metric must be a name in {METRIC_NAMES} or a callable; got {metric!r}")
 
 
-def _check_bootstrap_params(n_boot, alpha) -> None:
+def check_bootstrap_params(n_boot, alpha) -> None:
     if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
         raise ValueError(f"n_boot must be an integer >= 1; got {n_boot!r}")
     if not 0.0 < alpha < 1.0:
@@ -176,26 +176,26 @@ def weighted_binned_errors(
     confidence: np.ndarray, correct: np.ndarray, counts: np.ndarray, n_bins: int, binning: str
 ) -> np.ndarray:
     """(ECE, MCE, RMSCE) of the resample(s) given by ``counts``; shape (3,) or (b, 3)."""
-    return _m._calibration_errors_batch(
+    return _m.calibration_errors_batch(
         *weighted_bin_sums(confidence, correct, counts, n_bins, binning)
     )
 
 
 def _scalar_rows(name: str, P: np.ndarray, y: np.ndarray, kwargs: dict) -> np.ndarray:
-    min_probability = _m._check_min_probability(
+    min_probability = _m.check_min_probability(
         kwargs.get("min_probability", _m.LOG_LOSS_MIN_PROBABILITY)
     )
     if name == "nll":
-        return _m._log_loss_rows(P, y, min_probability)
+        return _m.log_loss_rows(P, y, min_probability)
     if name == "brier":
-        return _m._brier_rows(P, y)
+        return _m.brier_rows(P, y)
     if name == "spherical":
-        return _m._spherical_rows(P, y)
+        return _m.spherical_rows(P, y)
     if name == "accuracy":
-        return _m._top_label(P, y)[1]
+        return _m.top_label(P, y)[1]
     if name == "mean_entropy":
-        return _m._entropy_rows(P)
-    return _m._log_loss_rows(P, y, min_probability) - _m._entropy_rows(P)
+        return _m.entropy_rows(P)
+    return _m.log_loss_rows(P, y, min_probability) - _m.entropy_rows(P)
 
 
 def scalar_replicates(rows: np.ndarray, rng: np.random.Generator, n_boot: int):
@@ -287,13 +287,23 @@ def bootstrap_cis(
     :func:`bootstrap_ci` calls; ECE, MCE and RMSCE share one pass over the draws. Binned
     metrics receive ``n_bins``/``binning``; NLL and the entropy gap ``min_probability``.
     """
-    _check_bootstrap_params(n_boot, alpha)
+    check_bootstrap_params(n_boot, alpha)
     P = check_probabilities(P)
     y = check_labels(y, P.shape[0], P.shape[1])
-    return _bootstrap_validated(metrics, P, y, n_boot, seed, alpha, metric_kwargs)
+    return bootstrap_cis_unchecked(metrics, P, y, n_boot, seed, alpha, metric_kwargs)
 
 
-def _bootstrap_validated(metrics, P, y, n_boot, seed, alpha, metric_kwargs: dict) -> dict:
+def bootstrap_cis_unchecked(
+    metrics, P, y, n_boot, seed, alpha, metric_kwargs: dict, rows: dict | None = None
+) -> dict:
+    """:func:`bootstrap_cis` on validated inputs.
+
+    ``rows`` optionally holds per-row quantities already computed by the caller (with the
+    default ``min_probability``): ``"top_label"`` → ``(confidence, correct)`` of
+    :func:`~calibrators.metrics.top_label`, and a scalar metric name (``"nll"``, ``"brier"``,
+    ...) → its per-row values; the others are computed here.
+    """
+    rows = rows or {}
     results: dict = {}
     binned = None
     for metric in metrics:
@@ -309,13 +319,13 @@ def _bootstrap_validated(metrics, P, y, n_boot, seed, alpha, metric_kwargs: dict
             if binned is None:
                 binning = metric_kwargs.get("binning", _m.DEFAULT_BINNING)
                 n_bins = check_binning(metric_kwargs.get("n_bins", _m.DEFAULT_N_BINS), binning)
-                confidence, correct = _m._top_label(P, y)
+                confidence, correct = rows.get("top_label") or _m.top_label(P, y)
                 binned = binned_replicates(confidence, correct, rng, n_boot, n_bins, binning)
             column = BINNED_METRICS.index(name)
             estimate, replicates = binned[0][column], binned[1][:, column]
         else:
-            rows = _scalar_rows(name, P, y, metric_kwargs)
-            estimate, replicates = scalar_replicates(rows, rng, n_boot)
+            values = rows[name] if name in rows else _scalar_rows(name, P, y, metric_kwargs)
+            estimate, replicates = scalar_replicates(values, rng, n_boot)
         results[name] = _interval(estimate, replicates, n_boot, seed, alpha, name)
     return results
 

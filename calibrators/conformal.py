@@ -58,10 +58,9 @@ import numbers
 from fractions import Fraction
 
 import numpy as np
-from sklearn.exceptions import NotFittedError
 
 from calibrators._validation import check_labels, check_probabilities
-from calibrators.temperature import _check_n_classes, _fitted_section
+from calibrators.base import check_fitted, check_n_classes, fitted_section
 
 CONFORMAL_SCORES = ("lac", "aps")
 DEFAULT_COVERAGES = (0.8, 0.9, 0.95)
@@ -267,10 +266,7 @@ class ConformalSets:
         return self
 
     def _check_fitted(self):
-        if not hasattr(self, "thresholds_"):
-            raise NotFittedError(
-                "This ConformalSets instance is not fitted yet; call fit(Q, y) first"
-            )
+        check_fitted(self, "thresholds_", "call fit(Q, y) first")
 
     def _coverage_index(self, coverage) -> int:
         try:
@@ -396,13 +392,13 @@ class ConformalSets:
     @classmethod
     def from_dict(cls, data: dict) -> ConformalSets:
         """Rebuild a fitted instance from :meth:`to_dict` output (no refit)."""
-        fitted = _fitted_section(data, cls.method)
+        fitted = fitted_section(data, cls.method)
         params = data.get("params", {})
         if not isinstance(params, dict):
             raise ValueError("a conformal dict needs a 'params' mapping")
         model = cls(**params)
         model._validated_params()
-        n_classes = _check_n_classes(fitted.get("n_classes"))
+        n_classes = check_n_classes(fitted.get("n_classes"))
         coverages = check_coverages(fitted.get("coverages", ()))
         n_groups = n_classes if model.class_conditional else 1
         thresholds = fitted.get("thresholds")

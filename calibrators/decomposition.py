@@ -52,7 +52,7 @@ from scipy.special import rel_entr, xlogy
 from calibrators._dedup import label_weights, unique_rows
 from calibrators._validation import check_labels, check_probabilities
 from calibrators.binning import assign_bins, check_binning
-from calibrators.metrics import _top_label
+from calibrators.metrics import top_label
 from calibrators.thresholds import precision_recall_points
 
 GROUPINGS = ("distinct", "top_label")
@@ -197,7 +197,7 @@ def aurc(P, y) -> dict:
     selective risk at full coverage, ``1 − accuracy``), ``n`` and ``n_thresholds``.
     """
     P, y = _check_inputs(P, y)
-    confidence, correct = _top_label(P, y)
+    confidence, correct = top_label(P, y)
     points = precision_recall_points(confidence, correct.astype(bool))
     # Decreasing thresholds: increasing coverage.
     support = points.support[::-1].astype(np.float64)

@@ -16,14 +16,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.exceptions import NotFittedError
 from sklearn.isotonic import IsotonicRegression
 
 from calibrators._validation import check_labels, check_probabilities, check_sample_weight
-from calibrators.temperature import _check_n_classes, _fitted_section
+from calibrators.base import Persisted, check_n_classes
 
 
-class IsotonicCalibration:
+class IsotonicCalibration(Persisted):
     """One-vs-rest isotonic regression on each class probability, then row renormalization.
 
     Attributes
@@ -36,6 +35,7 @@ class IsotonicCalibration:
     """
 
     method = "isotonic"
+    _fitted_attribute = "X_thresholds_"
 
     def fit(self, P, y, sample_weight=None):
         """Fit one isotonic map per class on probabilities ``P`` (n, K) and labels ``y``."""
@@ -54,12 +54,6 @@ class IsotonicCalibration:
         self.loss_after_ = _mean_nll(self._calibrate(P), y, weight)
         return self
 
-    def _check_fitted(self):
-        if not hasattr(self, "X_thresholds_"):
-            raise NotFittedError(
-                "This IsotonicCalibration instance is not fitted yet; call fit(P, y) first"
-            )
-
     def _calibrate(self, P: np.ndarray) -> np.ndarray:
         Q = np.column_stack([np.interp(P[:, k], x, v) for k, (x, v) in enumerate(self._knots())])
         row_sum = Q.sum(axis=1, keepdims=True)
@@ -73,42 +67,29 @@ class IsotonicCalibration:
 
     def transform(self, P) -> np.ndarray:
         """Calibrated probabilities ``g_k(p_k) / Σ_j g_j(p_j)`` (all-zero rows → uniform)."""
-        self._check_fitted()
-        P = check_probabilities(P)
-        if P.shape[1] != self.n_classes_:
-            raise ValueError(f"P has {P.shape[1]} columns; the fit had {self.n_classes_} classes")
-        return self._calibrate(P)
+        return self._calibrate(self._checked_input(P))
 
-    def predict(self, P) -> np.ndarray:
-        """Top label of :meth:`transform` (ties: the lowest index)."""
-        return np.argmax(self.transform(P), axis=1)
-
-    def to_dict(self) -> dict:
-        """JSON-safe ``{"method": "isotonic", "params": {}, "fitted": {...}}`` with the knots."""
-        self._check_fitted()
+    def _fitted_dict(self) -> dict:
+        """``to_dict()["fitted"]``: the knots, ``n_classes``, ``loss_before``, ``loss_after``
+        (``params`` is empty)."""
         return {
-            "method": self.method,
-            "params": {},
-            "fitted": {
-                "X_thresholds": [[float(v) for v in x] for x in self.X_thresholds_],
-                "y_thresholds": [[float(v) for v in y] for y in self.y_thresholds_],
-                "n_classes": int(self.n_classes_),
-                "loss_before": float(self.loss_before_),
-                "loss_after": float(self.loss_after_),
-            },
+            "X_thresholds": [[float(v) for v in x] for x in self.X_thresholds_],
+            "y_thresholds": [[float(v) for v in y] for y in self.y_thresholds_],
+            "n_classes": int(self.n_classes_),
+            "loss_before": float(self.loss_before_),
+            "loss_after": float(self.loss_after_),
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> IsotonicCalibration:
         """Rebuild a fitted instance from :meth:`to_dict` output (no refit)."""
-        fitted = _fitted_section(data, cls.method)
-        n_classes = _check_n_classes(fitted.get("n_classes"))
+        model, fitted = cls._restore(data)
+        n_classes = check_n_classes(fitted.get("n_classes"))
         xs, ys = fitted.get("X_thresholds"), fitted.get("y_thresholds")
         if not (isinstance(xs, list) and isinstance(ys, list)) or not (
             len(xs) == len(ys) == n_classes
         ):
             raise ValueError(f"X_thresholds and y_thresholds must hold {n_classes} lists each")
-        model = cls()
         model.X_thresholds_, model.y_thresholds_ = [], []
         for k, (x, v) in enumerate(zip(xs, ys, strict=True)):
             x = np.asarray(x, dtype=np.float64)

@@ -16,6 +16,12 @@ below) and integer labels ``y`` in ``0..K-1``.
   ``NLL − mean H`` (> 0 overconfident, < 0 underconfident).
 
 Every function is a few vectorized passes over ``P`` (``np.bincount`` for per-bin sums).
+
+The public metrics validate their inputs. The building blocks without a leading underscore
+that are not exported by the package (``top_label``, ``log_loss_rows``, ``brier_rows``,
+``spherical_rows``, ``entropy_rows``, ``bin_sums``, ``calibration_errors[_batch]``,
+``classwise_errors``, ``reliability_rows``) take already-validated arrays: they are the
+internal API that :mod:`calibrators.report` and :mod:`calibrators.bootstrap` build on.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ def _check_inputs(P, y) -> tuple[np.ndarray, np.ndarray]:
     return P, check_labels(y, P.shape[0], P.shape[1])
 
 
-def _check_min_probability(min_probability: float) -> float:
+def check_min_probability(min_probability: float) -> float:
     if not 0.0 < min_probability <= 1.0:
         raise ValueError(f"min_probability must lie in (0, 1]; got {min_probability!r}")
     return float(min_probability)
@@ -47,35 +53,35 @@ def _check_min_probability(min_probability: float) -> float:
 # ----------------------------------------------------------------------------- per-row quantities
 
 
-def _top_label(P: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def top_label(P: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Confidence ``max_k q_k`` and correctness ``1[argmax q = y]`` (float64) of each row."""
     predicted = np.argmax(P, axis=1)
     confidence = P[np.arange(P.shape[0]), predicted]
     return confidence, (predicted == y).astype(np.float64)
 
 
-def _true_class_probability(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+def true_class_probability(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     return P[np.arange(P.shape[0]), y]
 
 
-def _log_loss_rows(P: np.ndarray, y: np.ndarray, min_probability: float) -> np.ndarray:
-    return -np.log(np.clip(_true_class_probability(P, y), min_probability, 1.0))
+def log_loss_rows(P: np.ndarray, y: np.ndarray, min_probability: float) -> np.ndarray:
+    return -np.log(np.clip(true_class_probability(P, y), min_probability, 1.0))
 
 
-def _brier_rows(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+def brier_rows(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     # Subtracting the one-hot before squaring keeps every term >= 0 (no cancellation below 0).
     diff = P.copy()
     diff[np.arange(P.shape[0]), y] -= 1.0
     return np.einsum("ij,ij->i", diff, diff)
 
 
-def _spherical_rows(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+def spherical_rows(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     norms = np.sqrt(np.einsum("ij,ij->i", P, P))
     # q_y <= ‖q‖₂ exactly; the minimum only removes a rounding excess of one ulp.
-    return np.minimum(_true_class_probability(P, y) / norms, 1.0)
+    return np.minimum(true_class_probability(P, y) / norms, 1.0)
 
 
-def _entropy_rows(P: np.ndarray) -> np.ndarray:
+def entropy_rows(P: np.ndarray) -> np.ndarray:
     return -xlogy(P, P).sum(axis=1)
 
 
@@ -93,7 +99,7 @@ class BinSums:
     correct_sum: np.ndarray
 
 
-def _bin_sums(confidence: np.ndarray, correct: np.ndarray, n_bins: int, binning: str) -> BinSums:
+def bin_sums(confidence: np.ndarray, correct: np.ndarray, n_bins: int, binning: str) -> BinSums:
     bins = assign_bins(confidence, n_bins, binning)
     m = bins.n_bins
     return BinSums(
@@ -105,7 +111,7 @@ def _bin_sums(confidence: np.ndarray, correct: np.ndarray, n_bins: int, binning:
     )
 
 
-def _calibration_errors_batch(
+def calibration_errors_batch(
     count: np.ndarray, confidence_sum: np.ndarray, correct_sum: np.ndarray
 ) -> np.ndarray:
     """(ECE, MCE, RMSCE) from per-bin totals of shape (M,) or (b, M); empty bins are ignored.
@@ -122,18 +128,18 @@ def _calibration_errors_batch(
     return np.stack([ece, mce, rmsce], axis=-1)
 
 
-def _calibration_errors(
+def calibration_errors(
     count: np.ndarray, confidence_sum: np.ndarray, correct_sum: np.ndarray
 ) -> tuple[float, float, float]:
-    ece, mce, rmsce = _calibration_errors_batch(count, confidence_sum, correct_sum)
+    ece, mce, rmsce = calibration_errors_batch(count, confidence_sum, correct_sum)
     return float(ece), float(mce), float(rmsce)
 
 
 def _top_label_errors(P, y, n_bins, binning) -> tuple[float, float, float]:
     P, y = _check_inputs(P, y)
     n_bins = check_binning(n_bins, binning)
-    sums = _bin_sums(*_top_label(P, y), n_bins, binning)
-    return _calibration_errors(sums.count, sums.confidence_sum, sums.correct_sum)
+    sums = bin_sums(*top_label(P, y), n_bins, binning)
+    return calibration_errors(sums.count, sums.confidence_sum, sums.correct_sum)
 
 
 # ----------------------------------------------------------------------------- public metrics
@@ -170,8 +176,8 @@ def _classwise_ece_quantile(P: np.ndarray, y: np.ndarray, n_bins: int) -> np.nda
     errors = np.empty(P.shape[1])
     for k in range(P.shape[1]):
         q_k = np.ascontiguousarray(P[:, k])
-        sums = _bin_sums(q_k, (y == k).astype(np.float64), n_bins, "quantile")
-        errors[k] = _calibration_errors(sums.count, sums.confidence_sum, sums.correct_sum)[0]
+        sums = bin_sums(q_k, (y == k).astype(np.float64), n_bins, "quantile")
+        errors[k] = calibration_errors(sums.count, sums.confidence_sum, sums.correct_sum)[0]
     return errors
 
 
@@ -185,7 +191,11 @@ def classwise_ece_per_class(
     (frequency 0 in every bin).
     """
     P, y = _check_inputs(P, y)
-    n_bins = check_binning(n_bins, binning)
+    return classwise_errors(P, y, check_binning(n_bins, binning), binning)
+
+
+def classwise_errors(P: np.ndarray, y: np.ndarray, n_bins: int, binning: str) -> np.ndarray:
+    """:func:`classwise_ece_per_class` on validated ``P``, ``y`` and binning."""
     if binning == "uniform":
         return _classwise_ece_uniform(P, y, n_bins)
     return _classwise_ece_quantile(P, y, n_bins)
@@ -199,7 +209,7 @@ def classwise_ece(P, y, n_bins: int = DEFAULT_N_BINS, binning: str = DEFAULT_BIN
 def brier_score(P, y) -> float:
     """Mean of ``Σ_k (q_k − 1[y = k])²``. In [0, 2]; 0 is perfect."""
     P, y = _check_inputs(P, y)
-    return float(np.mean(_brier_rows(P, y)))
+    return float(np.mean(brier_rows(P, y)))
 
 
 def log_loss(P, y, min_probability: float = LOG_LOSS_MIN_PROBABILITY) -> float:
@@ -207,37 +217,37 @@ def log_loss(P, y, min_probability: float = LOG_LOSS_MIN_PROBABILITY) -> float:
 
     ``min_probability`` bounds the loss of a row at ``−log(min_probability)`` (34.5 for 1e-15).
     """
-    min_probability = _check_min_probability(min_probability)
+    min_probability = check_min_probability(min_probability)
     P, y = _check_inputs(P, y)
-    return float(np.mean(_log_loss_rows(P, y, min_probability)))
+    return float(np.mean(log_loss_rows(P, y, min_probability)))
 
 
 def spherical_score(P, y) -> float:
     """Mean of ``q_y / ‖q‖₂``. In [0, 1]; higher is better (a strictly proper score)."""
     P, y = _check_inputs(P, y)
-    return float(np.mean(_spherical_rows(P, y)))
+    return float(np.mean(spherical_rows(P, y)))
 
 
 def accuracy(P, y) -> float:
     """Fraction of rows with ``argmax q = y`` (ties to the lowest index)."""
     P, y = _check_inputs(P, y)
-    return float(np.mean(_top_label(P, y)[1]))
+    return float(np.mean(top_label(P, y)[1]))
 
 
 def mean_entropy(P) -> float:
     """Mean Shannon entropy ``−Σ_k q_k log q_k`` (natural log, ``0·log 0 = 0``)."""
     P = check_probabilities(P)
-    return float(np.mean(_entropy_rows(P)))
+    return float(np.mean(entropy_rows(P)))
 
 
 def entropy_gap(P, y, min_probability: float = LOG_LOSS_MIN_PROBABILITY) -> float:
     """``NLL − mean entropy``: > 0 overconfident, < 0 underconfident, 0 entropy-calibrated."""
-    min_probability = _check_min_probability(min_probability)
+    min_probability = check_min_probability(min_probability)
     P, y = _check_inputs(P, y)
-    return float(np.mean(_log_loss_rows(P, y, min_probability) - _entropy_rows(P)))
+    return float(np.mean(log_loss_rows(P, y, min_probability) - entropy_rows(P)))
 
 
-def _reliability_rows(sums: BinSums) -> list[dict]:
+def reliability_rows(sums: BinSums) -> list[dict]:
     rows = []
     for j in range(sums.count.shape[0]):
         count = int(sums.count[j])
@@ -265,4 +275,4 @@ def reliability_table(
     """
     P, y = _check_inputs(P, y)
     n_bins = check_binning(n_bins, binning)
-    return _reliability_rows(_bin_sums(*_top_label(P, y), n_bins, binning))
+    return reliability_rows(bin_sums(*top_label(P, y), n_bins, binning))

@@ -33,10 +33,9 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from sklearn.exceptions import NotFittedError
 
 from calibrators._validation import check_labels, check_probabilities
-from calibrators.temperature import _fitted_section
+from calibrators.base import check_fitted, fitted_section
 
 PRIOR_SUM_TOLERANCE = 1e-6
 BOUNDARY_SHARE = 1e-6
@@ -193,10 +192,7 @@ class PriorShift:
         return model
 
     def _check_fitted(self):
-        if not hasattr(self, "target_prior_"):
-            raise NotFittedError(
-                "This PriorShift instance has no target prior; call fit(Q) or with_target()"
-            )
+        check_fitted(self, "target_prior_", "it has no target prior: call fit(Q) or with_target()")
 
     def transform(self, Q) -> np.ndarray:
         """Prior-corrected probabilities of ``Q`` (n, K)."""
@@ -222,7 +218,7 @@ class PriorShift:
     @classmethod
     def from_dict(cls, data: dict) -> PriorShift:
         """Rebuild from :meth:`to_dict` output (no refit)."""
-        fitted = _fitted_section(data, cls.method)
+        fitted = fitted_section(data, cls.method)
         params = data.get("params")
         if not isinstance(params, dict):
             raise ValueError("a prior_shift dict needs a 'params' mapping")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from calibrators.isotonic import IsotonicCalibration
+from calibrators.resoftmax import ResoftmaxScaling
 from calibrators.temperature import TemperatureScaling
 from calibrators.vector import VectorScaling
 
@@ -10,11 +11,12 @@ CALIBRATORS = {
     TemperatureScaling.method: TemperatureScaling,
     VectorScaling.method: VectorScaling,
     IsotonicCalibration.method: IsotonicCalibration,
+    ResoftmaxScaling.method: ResoftmaxScaling,
 }
 
 
 def calibrator_from_dict(data: dict):
-    """Fitted calibrator from ``data["method"]`` in ``{"temperature", "vector", "isotonic"}``."""
+    """Fitted calibrator from ``data["method"]``, a key of :data:`CALIBRATORS`."""
     if not isinstance(data, dict):
         raise ValueError(f"expected a calibrator dict; got {type(data).__name__}")
     method = data.get("method")

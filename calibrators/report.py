@@ -14,18 +14,58 @@ import numpy as np
 from calibrators import metrics as _m
 from calibrators._validation import ROW_SUM_TOLERANCE, check_labels, check_probabilities
 from calibrators.binning import check_binning
-from calibrators.bootstrap import _bootstrap_validated, _check_bootstrap_params
+from calibrators.bootstrap import bootstrap_cis_unchecked, check_bootstrap_params
 from calibrators.thresholds import (
     DEFAULT_MAX_POINTS,
     DEFAULT_TARGET_PRECISIONS,
     DEFAULT_TARGET_RECALLS,
-    _check_max_points,
-    _check_targets,
-    _operating_points_validated,
-    _selective_curve_validated,
+    check_max_points,
+    check_targets,
+    operating_points_unchecked,
+    selective_curve_unchecked,
 )
 
+# The metrics of every report section, in order; SUMMARY_METRICS are those a fit stores for
+# each compared calibrator and pages show side by side; CI_METRICS get bootstrap intervals.
+SECTION_METRICS = (
+    "ece",
+    "mce",
+    "rmsce",
+    "classwise_ece",
+    "nll",
+    "brier",
+    "spherical",
+    "accuracy",
+    "mean_entropy",
+    "entropy_gap",
+)
+SUMMARY_METRICS = ("ece", "mce", "nll", "brier", "spherical", "accuracy", "entropy_gap")
 CI_METRICS = ("ece", "mce", "nll", "brier")
+METRIC_TITLES = {
+    "ece": "ECE",
+    "mce": "MCE",
+    "rmsce": "RMSCE",
+    "classwise_ece": "Classwise ECE",
+    "nll": "NLL",
+    "brier": "Brier",
+    "spherical": "Spherical",
+    "accuracy": "Accuracy",
+    "mean_entropy": "Mean entropy",
+    "entropy_gap": "Entropy gap",
+}
+# Which direction is better: "lower", "higher", or "zero" (closest to 0).
+METRIC_BETTER = {
+    "ece": "lower",
+    "mce": "lower",
+    "rmsce": "lower",
+    "classwise_ece": "lower",
+    "nll": "lower",
+    "brier": "lower",
+    "spherical": "higher",
+    "accuracy": "higher",
+    "mean_entropy": "lower",
+    "entropy_gap": "zero",
+}
 
 CONVENTIONS = {
     "inputs": "P (n, K) float64, rows renormalized to sum to 1; y int in 0..K-1",
@@ -95,36 +135,39 @@ def _sanitize(value, path: str, notes: list[str]):
     return value
 
 
-def _classwise(P, y, n_bins, binning) -> np.ndarray:
-    if binning == "uniform":
-        return _m._classwise_ece_uniform(P, y, n_bins)
-    return _m._classwise_ece_quantile(P, y, n_bins)
-
-
 def _section(P, y, n_bins, binning, n_boot, seed, alpha, notes: list[str], name: str) -> dict:
-    confidence, correct = _m._top_label(P, y)
-    sums = _m._bin_sums(confidence, correct, n_bins, binning)
-    ece, mce, rmsce = _m._calibration_errors(sums.count, sums.confidence_sum, sums.correct_sum)
-    nll_rows = _m._log_loss_rows(P, y, _m.LOG_LOSS_MIN_PROBABILITY)
-    entropy_rows = _m._entropy_rows(P)
+    confidence, correct = _m.top_label(P, y)
+    sums = _m.bin_sums(confidence, correct, n_bins, binning)
+    ece, mce, rmsce = _m.calibration_errors(sums.count, sums.confidence_sum, sums.correct_sum)
+    nll_rows = _m.log_loss_rows(P, y, _m.LOG_LOSS_MIN_PROBABILITY)
+    entropy_rows = _m.entropy_rows(P)
+    brier_rows = _m.brier_rows(P, y)
     nll = float(np.mean(nll_rows))
     entropy = float(np.mean(entropy_rows))
     metrics = {
         "ece": ece,
         "mce": mce,
         "rmsce": rmsce,
-        "classwise_ece": float(np.mean(_classwise(P, y, n_bins, binning))),
+        "classwise_ece": float(np.mean(_m.classwise_errors(P, y, n_bins, binning))),
         "nll": nll,
-        "brier": float(np.mean(_m._brier_rows(P, y))),
-        "spherical": float(np.mean(_m._spherical_rows(P, y))),
+        "brier": float(np.mean(brier_rows)),
+        "spherical": float(np.mean(_m.spherical_rows(P, y))),
         "accuracy": float(np.mean(correct)),
         "mean_entropy": entropy,
         "entropy_gap": float(np.mean(nll_rows - entropy_rows)),
     }
     ci = None
     if n_boot:
-        cis = _bootstrap_validated(
-            CI_METRICS, P, y, n_boot, seed, alpha, {"n_bins": n_bins, "binning": binning}
+        # The bootstrap resamples the per-row quantities computed above.
+        cis = bootstrap_cis_unchecked(
+            CI_METRICS,
+            P,
+            y,
+            n_boot,
+            seed,
+            alpha,
+            {"n_bins": n_bins, "binning": binning},
+            rows={"top_label": (confidence, correct), "nll": nll_rows, "brier": brier_rows},
         )
         ci = {
             metric: {key: cis[metric][key] for key in ("estimate", "lower", "upper")}
@@ -137,7 +180,7 @@ def _section(P, y, n_bins, binning, n_boot, seed, alpha, notes: list[str], name:
             k: _finite_or_none(v, f"{name}.metrics.{k}", notes, "undefined")
             for k, v in metrics.items()
         },
-        "reliability": _m._reliability_rows(sums),
+        "reliability": _m.reliability_rows(sums),
         "ci": ci,
     }
 
@@ -179,11 +222,11 @@ def calibration_report(
         raise ValueError(f"labels must name the {P.shape[1]} columns of P; got {len(labels)}")
     n_bins = check_binning(n_bins, binning)
     if n_boot != 0:  # 0: no confidence intervals (``ci`` is null)
-        _check_bootstrap_params(n_boot, alpha)
+        check_bootstrap_params(n_boot, alpha)
     # Validated once here: the operating points and selective curve reuse P, y and these.
-    target_precisions = _check_targets(target_precisions, "target_precisions")
-    target_recalls = _check_targets(target_recalls, "target_recalls")
-    max_points = _check_max_points(max_points)
+    target_precisions = check_targets(target_precisions, "target_precisions")
+    target_recalls = check_targets(target_recalls, "target_recalls")
+    max_points = check_max_points(max_points)
     notes: list[str] = []
     class_counts = np.bincount(y, minlength=P.shape[1])
     for label, count in zip(labels, class_counts, strict=True):
@@ -215,11 +258,11 @@ def calibration_report(
         "class_counts": dict(zip(labels, class_counts.tolist(), strict=True)),
         "raw": raw,
         "calibrated": calibrated,
-        "operating_points": _operating_points_validated(
+        "operating_points": operating_points_unchecked(
             scored, y, labels, target_precisions, target_recalls, max_points
         ),
         "operating_points_on": "raw" if calibrator is None else "calibrated",
-        "selective": _selective_curve_validated(scored, y, max_points),
+        "selective": selective_curve_unchecked(scored, y, max_points),
     }
     report = _sanitize(report, "report", notes)
     report["notes"] = notes

@@ -43,7 +43,7 @@ from scipy import sparse
 from scipy.fft import irfft, next_fast_len, rfft
 
 from calibrators._validation import check_labels, check_probabilities
-from calibrators.metrics import _top_label
+from calibrators.metrics import top_label
 
 DENSITY_FLOOR = 1e-4
 MIN_BANDWIDTH = 1e-3
@@ -253,7 +253,7 @@ def top_label_pairs(P, y) -> tuple[np.ndarray, np.ndarray]:
     """Top-label confidence and correctness (float64) of validated probabilities ``P``."""
     P = check_probabilities(P)
     y = check_labels(y, P.shape[0], P.shape[1])
-    return _top_label(P, y)
+    return top_label(P, y)
 
 
 def smooth_ece(P, y) -> float:

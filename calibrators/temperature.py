@@ -19,16 +19,23 @@ import math
 import numbers
 
 import numpy as np
-from sklearn.exceptions import NotFittedError
 
 from calibrators._dedup import label_weights, unique_probability_rows
-from calibrators._validation import check_labels, check_probabilities, check_sample_weight
+from calibrators._validation import check_labels, check_sample_weight
+from calibrators.base import (
+    Persisted,
+    check_n_classes,
+    check_positive_number,
+    fit_diagnostics,
+    restore_diagnostics,
+)
 from calibrators.logits import (
     check_eps,
     inverse_softmax,
     inverse_softmax_unchecked,
     softmax_unchecked,
 )
+from calibrators.splits import stratified_folds
 
 OBJECTIVES = ("nll", "brier", "spherical")
 DEFAULT_EPS_GRID = (1e-6, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1)
@@ -39,7 +46,7 @@ _WARM_START_MIN_ROWS = 100_000
 _WARM_START_SUBSET_ROWS = 20_000
 
 
-class _LogTemperatureObjective:
+class LogTemperatureObjective:
     """Objective ``f(u)`` at ``T = exp(u)`` and its first two derivatives in ``u``.
 
     ``f`` is the ``W``-weighted mean over the rows of ``Z`` (unique logit rows; ``W[r, k]`` is
@@ -136,7 +143,7 @@ class _LogTemperatureObjective:
 
 def objective_value(u: float, Z: np.ndarray, W: np.ndarray, objective: str) -> float:
     """Mean ``W``-weighted objective at ``T = exp(u)`` on logit rows ``Z``."""
-    return _LogTemperatureObjective(Z, W, objective).value(u)
+    return LogTemperatureObjective(Z, W, objective).value(u)
 
 
 def _newton_in_bracket(fun, a: float, b: float, x0: float, tol: float, max_iter: int):
@@ -178,7 +185,7 @@ def _newton_in_bracket(fun, a: float, b: float, x0: float, tol: float, max_iter:
     return u, max_iter, False, False
 
 
-def _warm_start(fun: _LogTemperatureObjective, log_bounds: tuple[float, float]) -> float:
+def _warm_start(fun: LogTemperatureObjective, log_bounds: tuple[float, float]) -> float:
     """Starting ``u``: 0 (``T = 1``), or for many rows a rough fit on an evenly strided subset.
 
     Newton then needs about 3 iterations on all rows instead of about 6 from ``T = 1``.
@@ -187,14 +194,14 @@ def _warm_start(fun: _LogTemperatureObjective, log_bounds: tuple[float, float]) 
     if n_rows <= _WARM_START_MIN_ROWS:
         return 0.0
     stride = n_rows // _WARM_START_SUBSET_ROWS
-    subset = _LogTemperatureObjective(fun.Zc[::stride], fun.W[::stride], fun.objective)
+    subset = LogTemperatureObjective(fun.Zc[::stride], fun.W[::stride], fun.objective)
     if not subset.total_weight > 0:
         return 0.0
     return _newton_in_bracket(subset, *log_bounds, 0.0, 1e-3, 50)[0]
 
 
 def fit_log_temperature(
-    fun: _LogTemperatureObjective, log_bounds: tuple[float, float], tol: float, max_iter: int
+    fun: LogTemperatureObjective, log_bounds: tuple[float, float], tol: float, max_iter: int
 ):
     """Fit ``u = log T`` minimizing ``fun`` within ``log_bounds``.
 
@@ -220,33 +227,7 @@ def fit_log_temperature(
     return u, n_iter, converged, at_bound
 
 
-def stratified_folds(y: np.ndarray, n_folds: int, random_state) -> np.ndarray:
-    """Fold index (0..n_folds−1) of every sample, stratified by class.
-
-    The members of each class are permuted with ``numpy.random.default_rng(random_state)`` and
-    dealt round-robin, continuing from where the previous class stopped, so fold sizes differ
-    by at most one.
-    """
-    rng = np.random.default_rng(random_state)
-    folds = np.empty(y.size, dtype=np.int64)
-    start = 0
-    for k in np.unique(y):
-        members = rng.permutation(np.flatnonzero(y == k))
-        folds[members] = (start + np.arange(members.size)) % n_folds
-        start += members.size
-    return folds
-
-
-def _check_positive_number(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
-    value = float(value)
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
-    return value
-
-
-class TemperatureScaling:
+class TemperatureScaling(Persisted):
     """Temperature scaling ``q = softmax(inverse_softmax(P, eps) / T)``.
 
     Parameters
@@ -295,6 +276,7 @@ class TemperatureScaling:
     """
 
     method = "temperature"
+    _fitted_attribute = "temperature_"
 
     def __init__(
         self,
@@ -330,13 +312,13 @@ class TemperatureScaling:
             raise ValueError(f"bounds must be a pair (low, high); got {self.bounds!r}") from None
         if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
             raise ValueError(f"bounds must satisfy 0 < low < high, finite; got {self.bounds!r}")
-        grid = [_check_positive_number(e, "every eps_grid value") for e in self.eps_grid]
+        grid = [check_positive_number(e, "every eps_grid value") for e in self.eps_grid]
         if not grid:
             raise ValueError("eps_grid must not be empty")
         folds = self.auto_folds
         if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
             raise ValueError(f"auto_folds must be an integer >= 2; got {folds!r}")
-        tol = _check_positive_number(self.tol, "tol")
+        tol = check_positive_number(self.tol, "tol")
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral):
             raise ValueError(f"max_iter must be an integer >= 1; got {self.max_iter!r}")
         if self.max_iter < 1:
@@ -363,7 +345,7 @@ class TemperatureScaling:
                 unique, inverse, y, weight, grid, folds, log_bounds, tol, max_iter
             )
         Z = inverse_softmax_unchecked(unique, eps)
-        objective = _LogTemperatureObjective(Z, W, self.objective)
+        objective = LogTemperatureObjective(Z, W, self.objective)
         u, n_iter, converged, at_bound = fit_log_temperature(objective, log_bounds, tol, max_iter)
         self.temperature_ = math.exp(u)
         self.eps_ = eps
@@ -403,11 +385,11 @@ class TemperatureScaling:
             Z = inverse_softmax_unchecked(unique, eps)
             held_loss = 0.0
             for W_fit, W_held in splits:
-                objective = _LogTemperatureObjective(Z, W_fit, self.objective)
+                objective = LogTemperatureObjective(Z, W_fit, self.objective)
                 u = fit_log_temperature(objective, log_bounds, tol, max_iter)[0]
                 # objective_value is a weighted mean; weight it back to a sum over the fold.
                 held_loss += objective_value(u, Z, W_held, "nll") * W_held.sum()
-            full = _LogTemperatureObjective(Z, W_all, self.objective)
+            full = LogTemperatureObjective(Z, W_all, self.objective)
             u_all = fit_log_temperature(full, log_bounds, tol, max_iter)[0]
             scores.append(
                 {
@@ -419,25 +401,11 @@ class TemperatureScaling:
         best = min(range(len(grid)), key=lambda i: scores[i]["heldout_nll"])
         return grid[best], scores
 
-    def _check_fitted(self):
-        if not hasattr(self, "temperature_"):
-            raise NotFittedError(
-                "This TemperatureScaling instance is not fitted yet; call fit(P, y) first"
-            )
-
     def transform(self, P) -> np.ndarray:
         """Calibrated probabilities ``softmax(inverse_softmax(P, eps_) / temperature_)``."""
-        self._check_fitted()
-        P = check_probabilities(P)
-        if P.shape[1] != self.n_classes_:
-            raise ValueError(f"P has {P.shape[1]} columns; the fit had {self.n_classes_} classes")
-        Z = inverse_softmax(P, self.eps_)
+        Z = inverse_softmax(self._checked_input(P), self.eps_)
         Z /= self.temperature_
         return softmax_unchecked(Z)
-
-    def predict(self, P) -> np.ndarray:
-        """Top label of :meth:`transform` (ties: the lowest index)."""
-        return np.argmax(self.transform(P), axis=1)
 
     def get_params(self) -> dict:
         """Constructor parameters, JSON-safe."""
@@ -452,67 +420,33 @@ class TemperatureScaling:
             "max_iter": int(self.max_iter),
         }
 
-    def to_dict(self) -> dict:
-        """JSON-safe ``{"method": "temperature", "params": {...}, "fitted": {...}}``.
-
-        ``fitted`` holds the fitted attributes without their trailing underscore
+    def _fitted_dict(self) -> dict:
+        """``to_dict()["fitted"]``: the fitted attributes without their trailing underscore
         (``temperature``, ``eps``, ``objective``, ``n_classes``, ``n_iter``, ``converged``,
         ``at_bound``, ``loss_before``, ``loss_after``, ``eps_scores``, ``n_unique_rows``).
         Floats round-trip exactly through JSON, so :meth:`from_dict` transforms identically.
         """
-        self._check_fitted()
         return {
-            "method": self.method,
-            "params": self.get_params(),
-            "fitted": {
-                "temperature": float(self.temperature_),
-                "eps": float(self.eps_),
-                "objective": self.objective_,
-                "n_classes": int(self.n_classes_),
-                "n_iter": int(self.n_iter_),
-                "converged": bool(self.converged_),
-                "at_bound": bool(self.at_bound_),
-                "loss_before": float(self.loss_before_),
-                "loss_after": float(self.loss_after_),
-                "eps_scores": self.eps_scores_,
-                "n_unique_rows": int(self.n_unique_rows_),
-            },
+            "temperature": float(self.temperature_),
+            "eps": float(self.eps_),
+            "objective": self.objective_,
+            "n_classes": int(self.n_classes_),
+            **fit_diagnostics(self),
+            "at_bound": bool(self.at_bound_),
+            "eps_scores": self.eps_scores_,
+            "n_unique_rows": int(self.n_unique_rows_),
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> TemperatureScaling:
         """Rebuild a fitted instance from :meth:`to_dict` output."""
-        fitted = _fitted_section(data, cls.method)
-        model = cls(**data.get("params", {}))
-        model._validated_params()
-        temperature = _check_positive_number(fitted.get("temperature"), "temperature")
-        model.temperature_ = temperature
+        model, fitted = cls._restore(data)
+        model.temperature_ = check_positive_number(fitted.get("temperature"), "temperature")
         model.eps_ = check_eps(fitted.get("eps"))
-        model.n_classes_ = _check_n_classes(fitted.get("n_classes"))
+        model.n_classes_ = check_n_classes(fitted.get("n_classes"))
         model.objective_ = fitted.get("objective", model.objective)
-        model.n_iter_ = int(fitted.get("n_iter", 0))
-        model.converged_ = bool(fitted.get("converged", True))
+        restore_diagnostics(model, fitted)
         model.at_bound_ = bool(fitted.get("at_bound", False))
-        model.loss_before_ = float(fitted.get("loss_before", math.nan))
-        model.loss_after_ = float(fitted.get("loss_after", math.nan))
         model.eps_scores_ = fitted.get("eps_scores")
         model.n_unique_rows_ = int(fitted.get("n_unique_rows", 0))
         return model
-
-
-def _fitted_section(data, method: str) -> dict:
-    """Check ``data["method"] == method`` and return ``data["fitted"]``."""
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a dict from to_dict(); got {type(data).__name__}")
-    if data.get("method") != method:
-        raise ValueError(f"expected method {method!r}; got {data.get('method')!r}")
-    fitted = data.get("fitted")
-    if not isinstance(fitted, dict):
-        raise ValueError(f"a {method} calibrator dict needs a 'fitted' mapping")
-    return fitted
-
-
-def _check_n_classes(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 2:
-        raise ValueError(f"n_classes must be an integer >= 2; got {value!r}")
-    return int(value)

@@ -19,6 +19,7 @@ the scores (values only, no argsort) and a few cumulative sums: O(n log n).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,8 @@ from calibrators._validation import check_labels, check_probabilities
 DEFAULT_TARGET_PRECISIONS = (0.8, 0.9, 0.95, 0.99)
 DEFAULT_TARGET_RECALLS = (0.5, 0.8, 0.9, 0.95, 0.99)
 DEFAULT_MAX_POINTS = 200
+# Decision curves are stored with a fit and read by /calibrate: finer than report curves.
+MAX_DECISION_POINTS = 2_000
 
 
 @dataclass(frozen=True)
@@ -92,13 +95,29 @@ def _missing(target: float) -> dict:
     return {"target": float(target)} | dict.fromkeys(fields)
 
 
-def threshold_for_precision(points: PrecisionRecallPoints, target: float) -> int | None:
-    """Index (into increasing thresholds) of the smallest ``t`` with precision >= target."""
-    reached = np.flatnonzero(points.precision >= target)
+def _first_reaching(precision, target: float) -> int | None:
+    """Index of the first (smallest-threshold) precision ``>= target``, or None."""
+    reached = np.flatnonzero(np.asarray(precision, dtype=np.float64) >= target)
     return int(reached[0]) if reached.size else None
 
 
-def threshold_for_recall(points: PrecisionRecallPoints, target: float) -> int | None:
+def precision_target_index(points: PrecisionRecallPoints, target: float) -> int | None:
+    """Index (into increasing thresholds) of the smallest ``t`` with precision >= target."""
+    return _first_reaching(points.precision, target)
+
+
+def threshold_for_precision(curve: Mapping, target: float) -> float | None:
+    """Smallest threshold of a stored decision curve whose precision reaches ``target``.
+
+    ``curve`` is one class's entry of :func:`decision_curves` (``thresholds`` increasing,
+    ``precision`` at each); the rule is the target-precision rule of the module docstring.
+    None when no point reaches ``target`` (or the curve is empty).
+    """
+    index = _first_reaching(curve.get("precision", []), target)
+    return None if index is None else float(curve["thresholds"][index])
+
+
+def recall_target_index(points: PrecisionRecallPoints, target: float) -> int | None:
     """Index of the largest ``t`` with recall >= target; None without positives or if unreached."""
     if points.recall is None:
         return None
@@ -106,14 +125,14 @@ def threshold_for_recall(points: PrecisionRecallPoints, target: float) -> int | 
     return int(reached[-1]) if reached.size else None
 
 
-def _check_targets(targets, name: str) -> tuple[float, ...]:
+def check_targets(targets, name: str) -> tuple[float, ...]:
     values = tuple(float(t) for t in targets)
     if any(not 0.0 <= t <= 1.0 for t in values):
         raise ValueError(f"{name} must lie in [0, 1]; got {values}")
     return values
 
 
-def _check_max_points(max_points) -> int | None:
+def check_max_points(max_points) -> int | None:
     if max_points is not None and (isinstance(max_points, bool) or int(max_points) < 2):
         raise ValueError(f"max_points must be an integer >= 2 or None; got {max_points!r}")
     return None if max_points is None else int(max_points)
@@ -126,12 +145,35 @@ def downsample_indices(length: int, max_points: int | None) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, length - 1, max_points)).astype(np.int64))
 
 
-def _curve(points: PrecisionRecallPoints, max_points: int | None) -> dict:
+def _curve(points: PrecisionRecallPoints, max_points: int | None, recall: bool = True) -> dict:
     keep = downsample_indices(points.thresholds.shape[0], max_points)
-    return {
+    curve = {
         "thresholds": points.thresholds[keep].tolist(),
         "precision": points.precision[keep].tolist(),
-        "recall": None if points.recall is None else points.recall[keep].tolist(),
+    }
+    if recall:
+        curve["recall"] = None if points.recall is None else points.recall[keep].tolist()
+    return curve
+
+
+def decision_curves(P, y, labels, max_points: int | None = MAX_DECISION_POINTS) -> dict:
+    """Per class, the one-vs-rest precision at every distinct threshold (``score >= t``).
+
+    Returns ``{label: {"thresholds": [...], "precision": [...]}}``, thresholds increasing and
+    evenly downsampled like every curve here (:func:`downsample_indices`, lowest and highest
+    kept). A fit stores these for its held-out (or out-of-fold) calibrated probabilities, and
+    ``/calibrate`` reads the threshold for a target precision from them with
+    :func:`threshold_for_precision`.
+    """
+    P = check_probabilities(P)
+    y = check_labels(y, P.shape[0], P.shape[1])
+    labels = [str(label) for label in labels]
+    if len(labels) != P.shape[1]:
+        raise ValueError(f"labels must name the {P.shape[1]} columns of P; got {len(labels)}")
+    max_points = check_max_points(max_points)
+    return {
+        label: _curve(precision_recall_points(P[:, k], y == k), max_points, recall=False)
+        for k, label in enumerate(labels)
     }
 
 
@@ -158,21 +200,19 @@ def operating_points(
     labels = [str(label) for label in labels]
     if len(labels) != P.shape[1]:
         raise ValueError(f"labels must name the {P.shape[1]} columns of P; got {len(labels)}")
-    target_precisions = _check_targets(target_precisions, "target_precisions")
-    target_recalls = _check_targets(target_recalls, "target_recalls")
-    max_points = _check_max_points(max_points)
-    return _operating_points_validated(P, y, labels, target_precisions, target_recalls, max_points)
+    target_precisions = check_targets(target_precisions, "target_precisions")
+    target_recalls = check_targets(target_recalls, "target_recalls")
+    max_points = check_max_points(max_points)
+    return operating_points_unchecked(P, y, labels, target_precisions, target_recalls, max_points)
 
 
-def _operating_points_validated(
-    P, y, labels, target_precisions, target_recalls, max_points
-) -> dict:
+def operating_points_unchecked(P, y, labels, target_precisions, target_recalls, max_points) -> dict:
     """:func:`operating_points` on validated ``P``, ``y``, labels and parameters."""
     result = {}
     for k, label in enumerate(labels):
         points = precision_recall_points(P[:, k], y == k)
-        at_precision = [(t, threshold_for_precision(points, t)) for t in target_precisions]
-        at_recall = [(t, threshold_for_recall(points, t)) for t in target_recalls]
+        at_precision = [(t, precision_target_index(points, t)) for t in target_precisions]
+        at_recall = [(t, recall_target_index(points, t)) for t in target_recalls]
         result[label] = {
             "n_positive": points.n_positive,
             "precision_targets": [
@@ -197,11 +237,11 @@ def selective_curve(P, y, max_points: int | None = DEFAULT_MAX_POINTS) -> dict:
     """
     P = check_probabilities(P)
     y = check_labels(y, P.shape[0], P.shape[1])
-    max_points = _check_max_points(max_points)
-    return _selective_curve_validated(P, y, max_points)
+    max_points = check_max_points(max_points)
+    return selective_curve_unchecked(P, y, max_points)
 
 
-def _selective_curve_validated(P, y, max_points) -> dict:
+def selective_curve_unchecked(P, y, max_points) -> dict:
     """:func:`selective_curve` on validated ``P``, ``y`` and ``max_points``."""
     predicted = np.argmax(P, axis=1)
     confidence = P[np.arange(P.shape[0]), predicted]

@@ -19,17 +19,16 @@ import numbers
 
 import numpy as np
 from scipy.optimize import minimize
-from sklearn.exceptions import NotFittedError
 
 from calibrators._dedup import label_weights, unique_probability_rows
-from calibrators._validation import check_labels, check_probabilities, check_sample_weight
+from calibrators._validation import check_labels, check_sample_weight
+from calibrators.base import Persisted, check_n_classes, fit_diagnostics, restore_diagnostics
 from calibrators.logits import (
     check_eps,
     inverse_softmax,
     inverse_softmax_unchecked,
     softmax_unchecked,
 )
-from calibrators.temperature import _check_n_classes, _fitted_section
 
 
 def _nll_and_gradient(theta: np.ndarray, Z: np.ndarray, W: np.ndarray, l2: float):
@@ -50,7 +49,7 @@ def _nll_and_gradient(theta: np.ndarray, Z: np.ndarray, W: np.ndarray, l2: float
     return nll + penalty, np.concatenate([grad_scale, grad_bias])
 
 
-class VectorScaling:
+class VectorScaling(Persisted):
     """Vector scaling ``q = softmax(w ⊙ inverse_softmax(P, eps) + b)``.
 
     Parameters
@@ -76,6 +75,7 @@ class VectorScaling:
     """
 
     method = "vector"
+    _fitted_attribute = "scale_"
 
     def __init__(self, eps=1e-3, l2=1e-4, tol=1e-10, max_iter=500):
         self.eps = eps
@@ -128,23 +128,10 @@ class VectorScaling:
         self.loss_after_ = float(_nll_and_gradient(result.x, Z, W, 0.0)[0])
         return self
 
-    def _check_fitted(self):
-        if not hasattr(self, "scale_"):
-            raise NotFittedError(
-                "This VectorScaling instance is not fitted yet; call fit(P, y) first"
-            )
-
     def transform(self, P) -> np.ndarray:
         """Calibrated probabilities ``softmax(scale_ ⊙ inverse_softmax(P, eps_) + bias_)``."""
-        self._check_fitted()
-        P = check_probabilities(P)
-        if P.shape[1] != self.n_classes_:
-            raise ValueError(f"P has {P.shape[1]} columns; the fit had {self.n_classes_} classes")
-        return softmax_unchecked(inverse_softmax(P, self.eps_) * self.scale_ + self.bias_)
-
-    def predict(self, P) -> np.ndarray:
-        """Top label of :meth:`transform` (ties: the lowest index)."""
-        return np.argmax(self.transform(P), axis=1)
+        Z = inverse_softmax(self._checked_input(P), self.eps_)
+        return softmax_unchecked(Z * self.scale_ + self.bias_)
 
     def get_params(self) -> dict:
         """Constructor parameters, JSON-safe."""
@@ -155,31 +142,22 @@ class VectorScaling:
             "max_iter": int(self.max_iter),
         }
 
-    def to_dict(self) -> dict:
-        """JSON-safe ``{"method": "vector", "params": {...}, "fitted": {...}}``."""
-        self._check_fitted()
+    def _fitted_dict(self) -> dict:
+        """``to_dict()["fitted"]``: ``scale``, ``bias``, ``eps``, ``n_classes`` and the fit's
+        ``n_iter``, ``converged``, ``loss_before``, ``loss_after``."""
         return {
-            "method": self.method,
-            "params": self.get_params(),
-            "fitted": {
-                "scale": [float(v) for v in self.scale_],
-                "bias": [float(v) for v in self.bias_],
-                "eps": float(self.eps_),
-                "n_classes": int(self.n_classes_),
-                "n_iter": int(self.n_iter_),
-                "converged": bool(self.converged_),
-                "loss_before": float(self.loss_before_),
-                "loss_after": float(self.loss_after_),
-            },
+            "scale": [float(v) for v in self.scale_],
+            "bias": [float(v) for v in self.bias_],
+            "eps": float(self.eps_),
+            "n_classes": int(self.n_classes_),
+            **fit_diagnostics(self),
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> VectorScaling:
         """Rebuild a fitted instance from :meth:`to_dict` output."""
-        fitted = _fitted_section(data, cls.method)
-        model = cls(**data.get("params", {}))
-        model._validated_params()
-        n_classes = _check_n_classes(fitted.get("n_classes"))
+        model, fitted = cls._restore(data)
+        n_classes = check_n_classes(fitted.get("n_classes"))
         scale = np.asarray(fitted.get("scale"), dtype=np.float64)
         bias = np.asarray(fitted.get("bias"), dtype=np.float64)
         if scale.shape != (n_classes,) or bias.shape != (n_classes,):
@@ -189,8 +167,5 @@ class VectorScaling:
         model.scale_, model.bias_ = scale, bias
         model.eps_ = check_eps(fitted.get("eps"))
         model.n_classes_ = n_classes
-        model.n_iter_ = int(fitted.get("n_iter", 0))
-        model.converged_ = bool(fitted.get("converged", True))
-        model.loss_before_ = float(fitted.get("loss_before", math.nan))
-        model.loss_after_ = float(fitted.get("loss_after", math.nan))
+        restore_diagnostics(model, fitted)
         return model

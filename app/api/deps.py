@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.api.capacity import SESSION_GATE, DatabaseGate
 from app.config import Settings
+from app.db import DbRunner
 from app.errors import AuthenticationError, PermissionDeniedError
 from app.observability import Metrics, get_metrics
 from app.services import keys
@@ -83,6 +85,10 @@ def _own_limiter() -> anyio.CapacityLimiter:
     return anyio.CapacityLimiter(1)
 
 
+async def _db_runner(request: Request) -> DbRunner:
+    return functools.partial(run_in_db_thread, request)
+
+
 async def _request_metrics(request: Request) -> Metrics:
     # async: a plain `def` dependency would cost a threadpool hop per request.
     return get_metrics(request)
@@ -90,6 +96,7 @@ async def _request_metrics(request: Request) -> Metrics:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(_request_metrics)]
+DbRunnerDep = Annotated[DbRunner, Depends(_db_runner)]
 # scope="function": the commit happens before the response is sent, so a failed commit is an
 # error answer rather than a success answer for lost data.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

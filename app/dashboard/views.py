@@ -18,16 +18,9 @@ from app.services import jobs as job_service
 from app.services import tasks as task_service
 from app.services.elicitation import ELICITATION_JOB
 from app.services.monitoring import task_monitoring
+from calibrators.report import METRIC_BETTER, METRIC_TITLES, SUMMARY_METRICS
 
-METRICS = (
-    ("ece", "ECE", "lower"),
-    ("mce", "MCE", "lower"),
-    ("nll", "NLL", "lower"),
-    ("brier", "Brier", "lower"),
-    ("spherical", "Spherical", "higher"),
-    ("accuracy", "Accuracy", "higher"),
-    ("entropy_gap", "Entropy gap", "zero"),
-)
+METRICS = tuple((name, METRIC_TITLES[name], METRIC_BETTER[name]) for name in SUMMARY_METRICS)
 COMPARED = ("vector", "isotonic")
 SHOWN_JOB_ERRORS = 10
 SHOWN_ANSWERS = 10

@@ -24,9 +24,8 @@ from app.config import Settings
 from app.errors import ConflictError, InvalidInputError, NotFoundError, field_error
 from app.models import Calibration, Elicitation, Example, Task, utcnow
 from app.schemas.calibrations import FitRequest
-from app.services.data import IMPORT_SOURCE
 from app.services.elicitation import AnswerKey, answer_key_filter, current_answer_key
-from app.splits import fold_assignment, holdout_split
+from app.services.predictions import IMPORT_SOURCE
 from calibrators import (
     IsotonicCalibration,
     TemperatureScaling,
@@ -34,12 +33,12 @@ from calibrators import (
     calibration_report,
     calibrator_from_dict,
 )
-from calibrators.thresholds import precision_recall_points
+from calibrators.report import SUMMARY_METRICS
+from calibrators.splits import fold_assignment, holdout_split
+from calibrators.thresholds import decision_curves
 
 DEFAULT_VECTOR_EPS = 1e-3
-MAX_DECISION_POINTS = 2_000
 COMPARED_METHODS = ("temperature", "vector", "isotonic")
-SUMMARY_METRICS = ("ece", "mce", "nll", "brier", "spherical", "accuracy", "entropy_gap")
 
 
 @dataclass
@@ -188,28 +187,6 @@ def _evaluate(
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
     return {name: metrics.get(name) for name in SUMMARY_METRICS}
-
-
-def decision_curves(P: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
-    """Per class, the one-vs-rest precision at every distinct threshold (score >= t).
-
-    Stored with a calibration so that ``/calibrate`` can pick, for a target precision, the
-    smallest threshold whose held-out precision reaches it. Long curves keep an evenly spaced
-    subset of at most MAX_DECISION_POINTS thresholds (the lowest and highest always kept).
-    """
-    curves: dict[str, Any] = {}
-    for k, label in enumerate(labels):
-        points = precision_recall_points(P[:, k], y == k)
-        # Subsampled in descending threshold order, then stored ascending.
-        thresholds, precision = points.thresholds[::-1], points.precision[::-1]
-        if len(thresholds) > MAX_DECISION_POINTS:
-            keep = np.unique(np.linspace(0, len(thresholds) - 1, MAX_DECISION_POINTS).astype(int))
-            thresholds, precision = thresholds[keep], precision[keep]
-        curves[label] = {
-            "thresholds": thresholds[::-1].tolist(),
-            "precision": precision[::-1].tolist(),
-        }
-    return curves
 
 
 def fit_task(session: Session, task: Task, request: FitRequest, settings: Settings) -> Calibration:

@@ -7,13 +7,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, load_only
 
 from app.config import Settings
+from app.db import DbRunner
 from app.errors import (
     InvalidInputError,
     NotFoundError,
@@ -27,8 +28,10 @@ from app.models import Calibration, CalibrationRequest, Task, new_uuid, utcnow
 from app.schemas.calibrate import (
     BatchItemError,
     BatchItemResult,
+    CalibrateBatchRequest,
     CalibrateBatchResponse,
     CalibrateItem,
+    CalibrateRequest,
     CalibrateResponse,
     CalibrationRef,
     Decision,
@@ -36,9 +39,15 @@ from app.schemas.calibrate import (
     FeedbackResponse,
     LLMInfo,
 )
-from app.services.data import RowErrors, text_hash, validate_distribution
+from app.services.examples import text_hash
+from app.services.predictions import validate_distribution
 from app.services.tasks import get_task, task_llm_config, task_template
+from app.services.uploads import RowErrors
 from calibrators import calibrator_from_dict
+from calibrators.thresholds import threshold_for_precision
+
+if TYPE_CHECKING:
+    from app.observability import Metrics
 
 _CACHE_SIZE = 256
 
@@ -95,16 +104,6 @@ def active_served_calibration(session: Session, task: Task) -> ServedCalibration
         )
     ).first()
     return None if key is None else CALIBRATION_CACHE.get(session, tuple(key))
-
-
-def threshold_for_precision(curve: dict[str, Any], target: float) -> float | None:
-    """Smallest held-out threshold t whose precision (score >= t) reaches ``target``."""
-    thresholds = curve.get("thresholds", [])
-    precision = curve.get("precision", [])
-    for t, p in zip(thresholds, precision, strict=True):  # ascending thresholds
-        if p >= target:
-            return float(t)
-    return None
 
 
 def decide(
@@ -238,8 +237,8 @@ def _respond(
     target_precision: float | None,
 ) -> CalibrateResponse:
     labels = list(task.labels)
+    # Normalized at the edge: by validate_distribution, or by the parser for each LLM sample.
     raw = np.asarray(elicited.raw, dtype=np.float64)
-    raw = raw / raw.sum()
     calibrated = raw if served is None else served.calibrator.transform(raw[None, :])[0]
     top = int(np.argmax(calibrated))
     label, confidence = labels[top], float(calibrated[top])
@@ -274,7 +273,7 @@ def _respond(
     )
 
 
-async def elicit_item(
+async def _elicit_item(
     task: Task,
     item: CalibrateItem,
     settings: Settings,
@@ -293,14 +292,14 @@ async def elicit_item(
     return _elicited_result(answer, item.text, settings, record_llm_call)
 
 
-def calibrate_given(session: Session, task_name: str, item: CalibrateItem) -> CalibrateResponse:
+def _calibrate_given(session: Session, task_name: str, item: CalibrateItem) -> CalibrateResponse:
     """Calibrate a distribution given in the request: all database work in one call."""
     task = get_task(session, task_name)
     elicited = Elicited(_from_probabilities(task, item.probabilities, None), None, None)
-    return respond(session, task, elicited, item.target_precision)
+    return _respond_active(session, task, elicited, item.target_precision)
 
 
-def respond(
+def _respond_active(
     session: Session, task: Task, elicited: Elicited, target_precision: float | None
 ) -> CalibrateResponse:
     """Apply the active calibration to one elicited distribution and store the result."""
@@ -309,7 +308,7 @@ def respond(
     )
 
 
-async def elicit_batch(
+async def _elicit_batch(
     task: Task,
     items: Sequence[CalibrateItem],
     settings: Settings,
@@ -326,7 +325,7 @@ async def elicit_batch(
     for index, item in enumerate(items):
         try:
             if item.probabilities is not None:
-                outcomes[index] = await elicit_item(task, item, settings, row=index)
+                outcomes[index] = await _elicit_item(task, item, settings, row=index)
             else:
                 _check_text(item.text, settings)
                 text_items.append(index)
@@ -351,7 +350,7 @@ async def elicit_batch(
     return outcomes
 
 
-def respond_batch(
+def _respond_batch(
     session: Session,
     task: Task,
     items: Sequence[CalibrateItem],
@@ -373,6 +372,60 @@ def respond_batch(
     return CalibrateBatchResponse(
         task=task.name, results=results, succeeded=len(results) - failed, failed=failed
     )
+
+
+async def calibrate(
+    run_db: DbRunner,
+    session: Session,
+    request: CalibrateRequest,
+    settings: Settings,
+    metrics: Metrics | None = None,
+) -> CalibrateResponse:
+    """``POST /calibrate``: the calibrated distribution of a text (the task's LLM is asked) or
+    of given probabilities, stored as a calibration request.
+
+    Database work goes through ``run_db`` (in one call when no LLM is involved); the LLM call
+    is awaited on the event loop. Each outcome is counted in ``metrics`` by error code, except
+    an unknown task (its name is not a metric label).
+    """
+    record_llm_call = None if metrics is None else metrics.record_llm_call
+    try:
+        if request.probabilities is not None:
+            result = await run_db(_calibrate_given, session, request.task, request)
+        else:
+            task = await run_db(get_task, session, request.task)
+            elicited = await _elicit_item(task, request, settings, record_llm_call)
+            result = await run_db(
+                _respond_active, session, task, elicited, request.target_precision
+            )
+    except NotFoundError:
+        raise
+    except ServiceError as exc:
+        if metrics is not None:
+            metrics.record_calibrate(request.task, exc.code)
+        raise
+    if metrics is not None:
+        metrics.record_calibrate(request.task, "ok")
+    return result
+
+
+async def calibrate_batch(
+    run_db: DbRunner,
+    session: Session,
+    request: CalibrateBatchRequest,
+    settings: Settings,
+    metrics: Metrics | None = None,
+) -> CalibrateBatchResponse:
+    """``POST /calibrate/batch``: per-item results and errors; texts go to the LLM
+    concurrently and one failing item does not fail the batch."""
+    task = await run_db(get_task, session, request.task)
+    record_llm_call = None if metrics is None else metrics.record_llm_call
+    outcomes = await _elicit_batch(task, request.items, settings, record_llm_call)
+    result = await run_db(_respond_batch, session, task, request.items, outcomes)
+    if metrics is not None:
+        for item in result.results:
+            metrics.record_calibrate(task.name, "ok" if item.error is None else item.error.code)
+    return result
 
 
 def record_feedback(session: Session, request: FeedbackRequest) -> FeedbackResponse:

@@ -139,7 +139,7 @@ def label_counts(session: Session, task: Task) -> dict[str, int]:
 
 def task_out(session: Session, task: Task) -> TaskOut:
     """The API view of a task, with data counts and its active calibration."""
-    from app.services.data import distribution_counts
+    from app.services.predictions import distribution_counts
 
     label_count = label_counts(session, task)
     examples = session.scalar(

@@ -15,7 +15,6 @@ from app.offline import (
     parse_labels_option,
     read_distributions,
 )
-from app.splits import holdout_split
 from calibrators import TemperatureScaling, calibrator_from_dict
 
 LABELS = ["billing", "bug", "other"]
@@ -156,14 +155,6 @@ def test_option_parsers():
     assert parse_eps("0.001") == 0.001
     with pytest.raises(ValueError):
         parse_eps("-1")
-
-
-def test_holdout_split_matches_the_api_semantics():
-    fit_rows, held_out = holdout_split(10, 0.3, seed=4)
-    order = np.random.default_rng(4).permutation(10)
-    np.testing.assert_array_equal(held_out, np.sort(order[:3]))
-    np.testing.assert_array_equal(fit_rows, np.sort(order[3:]))
-    assert holdout_split(3, 0.01, 0)[1].size == 1
 
 
 def test_fit_with_holdout_recovers_the_temperature_and_round_trips():

@@ -91,3 +91,20 @@ def test_invalid_arguments():
         bootstrap_ci("ece", P, y, n_boot=0)
     with pytest.raises(ValueError, match="unexpected"):
         bootstrap_ci("brier", P, y, n_bins=5)
+
+
+def test_precomputed_rows_give_the_same_intervals():
+    from calibrators._validation import check_probabilities
+    from calibrators.bootstrap import bootstrap_cis, bootstrap_cis_unchecked
+    from calibrators.metrics import brier_rows, log_loss_rows, top_label
+
+    P, y = _data(3000, seed=5)
+    P = check_probabilities(P)
+    names = ("ece", "mce", "nll", "brier")
+    rows = {
+        "top_label": top_label(P, y),
+        "nll": log_loss_rows(P, y, 1e-15),
+        "brier": brier_rows(P, y),
+    }
+    given = bootstrap_cis_unchecked(names, P, y, 50, 2, 0.05, {}, rows=rows)
+    assert given == bootstrap_cis(names, P, y, n_boot=50, seed=2)

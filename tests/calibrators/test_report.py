@@ -123,3 +123,20 @@ def test_n_boot_zero_skips_confidence_intervals():
     with_ci = calibration_report(P, y, ["a", "b", "c"], calibrator=model, n_boot=20)
     assert report["calibrated"]["metrics"] == with_ci["calibrated"]["metrics"]
     json.dumps(report, allow_nan=False)
+
+
+def test_metric_names_have_one_owner():
+    from calibrators.report import (
+        CI_METRICS,
+        METRIC_BETTER,
+        METRIC_TITLES,
+        SECTION_METRICS,
+        SUMMARY_METRICS,
+    )
+
+    P, y = _data()
+    report = calibration_report(P, y, ["a", "b", "c"], n_boot=10)
+    assert tuple(report["raw"]["metrics"]) == SECTION_METRICS
+    assert tuple(report["raw"]["ci"]) == CI_METRICS
+    assert set(SUMMARY_METRICS) <= set(SECTION_METRICS)
+    assert tuple(METRIC_TITLES) == tuple(METRIC_BETTER) == SECTION_METRICS

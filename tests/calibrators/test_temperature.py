@@ -271,7 +271,7 @@ def test_invalid_rows_are_named_by_original_index_despite_dedup():
 def test_eps_auto_scores_are_cross_validated_nll():
     """Each grid score equals the fold-weighted held-out NLL computed here by hand."""
     from calibrators.logits import inverse_softmax
-    from calibrators.temperature import stratified_folds
+    from calibrators.splits import stratified_folds
 
     P, y = verbalized(600, 3, 2.0, seed=11, grid=0.05)
     model = TemperatureScaling(eps="auto", auto_folds=3, random_state=4).fit(P, y)

@@ -7,7 +7,14 @@ from hypothesis import strategies as st
 from sklearn.metrics import precision_recall_curve
 
 from calibrators._validation import check_probabilities
-from calibrators.thresholds import operating_points, precision_recall_points, selective_curve
+from calibrators.thresholds import (
+    decision_curves,
+    downsample_indices,
+    operating_points,
+    precision_recall_points,
+    selective_curve,
+    threshold_for_precision,
+)
 
 
 def test_sklearn_documentation_example():
@@ -109,3 +116,30 @@ def test_selective_curve_and_downsampling():
     small = selective_curve(P, rng.integers(0, 3, 1000), max_points=10)
     assert len(small["threshold"]) == 10
     assert small["coverage"][-1] == 1.0
+
+
+def test_decision_curves_and_the_served_threshold():
+    # Class "b" is the sklearn example above: precision [.5, 2/3, .5, 1] at [.1, .35, .4, .8].
+    scores = np.array([0.1, 0.4, 0.35, 0.8])
+    P = np.column_stack([1 - scores, scores])
+    curves = decision_curves(P, [0, 0, 1, 1], ["a", "b"])
+    assert curves["b"]["thresholds"] == [0.1, 0.35, 0.4, 0.8]
+    assert curves["b"]["precision"] == pytest.approx([0.5, 2 / 3, 0.5, 1.0])
+    assert set(curves["b"]) == {"thresholds", "precision"}
+    assert threshold_for_precision(curves["b"], 0.6) == 0.35
+    assert threshold_for_precision(curves["b"], 0.7) == 0.8
+    assert threshold_for_precision(curves["b"], 0.5) == 0.1
+    assert threshold_for_precision({"thresholds": [], "precision": []}, 0.5) is None
+    assert threshold_for_precision(curves["a"], 1.01) is None
+
+
+def test_decision_curves_downsample_like_every_curve():
+    rng = np.random.default_rng(0)
+    P = rng.dirichlet([1, 1], size=50)
+    y = rng.integers(0, 2, 50)
+    full = decision_curves(P, y, ["a", "b"], max_points=None)["a"]
+    short = decision_curves(P, y, ["a", "b"], max_points=7)["a"]
+    keep = downsample_indices(len(full["thresholds"]), 7)
+    assert short["thresholds"] == [full["thresholds"][i] for i in keep]
+    assert short["thresholds"][0] == full["thresholds"][0]
+    assert short["thresholds"][-1] == full["thresholds"][-1]

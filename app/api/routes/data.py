@@ -17,7 +17,9 @@ from app.errors import InvalidInputError, field_error
 from app.models import Task
 from app.schemas.common import MAX_ROW_ID
 from app.schemas.data import ExampleOut, ImportResult
-from app.services import data as data_service
+from app.services import examples as example_service
+from app.services import predictions as prediction_service
+from app.services import uploads
 from app.services.tasks import get_task
 
 router = APIRouter(prefix="/tasks/{name}", tags=["data"], route_class=DatabaseRoute)
@@ -60,12 +62,12 @@ async def _read_rows(request: Request, json_key: str) -> tuple[list[Any], bool]:
             )
         content = await upload.read()
         kind = upload.content_type or ""
-        rows = data_service.parse_upload(content, kind, upload.filename)
+        rows = uploads.parse_upload(content, kind, upload.filename)
         return rows, "csv" in kind or (upload.filename or "").lower().endswith(".csv")
     body = await request.body()
     if content_type.startswith("application/json") or not content_type:
         try:
-            payload = json.loads(body, parse_constant=data_service._reject_constant)
+            payload = json.loads(body, parse_constant=uploads.reject_json_constant)
         except ValueError as exc:
             raise InvalidInputError(
                 f"invalid JSON: {exc}", [field_error("body", str(exc))]
@@ -81,7 +83,7 @@ async def _read_rows(request: Request, json_key: str) -> tuple[list[Any], bool]:
                 f"unknown field(s) {extra}", [field_error(extra[0], "unknown field")]
             )
         return payload[json_key], False
-    return data_service.parse_upload(body, content_type), "csv" in content_type
+    return uploads.parse_upload(body, content_type), "csv" in content_type
 
 
 def _import(
@@ -107,7 +109,7 @@ async def import_examples(
 ) -> ImportResult:
     rows, _ = await _read_rows(request, "examples")
     return await run_in_db_thread(
-        request, _import, session, name, rows, settings, data_service.import_examples
+        request, _import, session, name, rows, settings, example_service.import_examples
     )
 
 
@@ -122,7 +124,7 @@ def list_examples(
     task = get_task(session, name)
     return [
         ExampleOut(id=e.external_id, text=e.text, label=e.label)
-        for e in data_service.list_examples(session, task, limit, offset)
+        for e in example_service.list_examples(session, task, limit, offset)
     ]
 
 
@@ -138,7 +140,7 @@ async def import_predictions(
 ) -> ImportResult:
     rows, from_csv = await _read_rows(request, "items")
     if from_csv:
-        rows = [data_service.csv_probability_row(r) for r in rows]
+        rows = [uploads.csv_probability_row(r) for r in rows]
     return await run_in_db_thread(
-        request, _import, session, name, rows, settings, data_service.import_predictions
+        request, _import, session, name, rows, settings, prediction_service.import_predictions
     )

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from app.db import create_db_engine, transaction
-from app.models import Base
-from app.services import data as data_service
+from app.models import Base, Example
+from app.services import predictions as prediction_service
 from app.services import tasks as task_service
 from tests.app.factories import LABELS, overconfident_items
 
@@ -59,5 +60,27 @@ def task(app, settings) -> str:
     """A task with 400 imported, labelled, overconfident distributions."""
     with transaction(app.state.session_factory) as session:
         task = task_service.create_task(session, {"name": "t", "labels": LABELS})
-        data_service.import_predictions(session, task, overconfident_items(400), settings)
+        prediction_service.import_predictions(session, task, overconfident_items(400), settings)
     return "t"
+
+
+TASK_PAGES = ["", "/fit", "/operating-points", "/versions", "/monitoring"]
+
+
+def page_csrf(client, url: str = "/admin") -> str:
+    return csrf_of(client.get(url).text)
+
+
+def example_count(app) -> int:
+    with transaction(app.state.session_factory) as session:
+        return session.scalar(select(func.count()).select_from(Example))
+
+
+def fit(client, **fields) -> str:
+    token = page_csrf(client, "/admin/tasks/t/fit")
+    form = {"objective": "nll", "eps_mode": "value", "eps": "0", "holdout": "0.3", "seed": "1"}
+    form |= {"activate": "on", "source": "auto", "csrf_token": token} | fields
+    form = {name: value for name, value in form.items() if value is not None}
+    response = client.post("/admin/tasks/t/fit", data=form, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return response.headers["location"]

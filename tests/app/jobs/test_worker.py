@@ -21,8 +21,8 @@ from app.jobs.worker import EmbeddedWorker, Worker
 from app.llm.simulator import SimulatorSettings, running_simulator
 from app.llm.synthetic import TICKET_LABELS, generate_examples
 from app.models import Base, Elicitation, Example, Job, Task
-from app.services.data import text_hash
 from app.services.elicitation import start_elicitation
+from app.services.examples import text_hash
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

@@ -11,13 +11,13 @@ from app.llm.client import Elicitation as ElicitationResult
 from app.llm.client import SampleRecord
 from app.llm.errors import LLMError
 from app.models import Elicitation, Example, Job, Task
-from app.services.data import text_hash
 from app.services.elicitation import (
     current_answer_key,
     missing_work,
     start_elicitation,
     store_answers,
 )
+from app.services.examples import text_hash
 
 LABELS = ["billing", "technical", "account", "other"]
 LLM = {"base_url": "http://llm.invalid/v1", "model": "m", "samples": 3}

@@ -1,0 +1,88 @@
+"""The task list and a task's data page (examples upload, elicitation panel)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, Request
+from fastapi.responses import Response
+from starlette.datastructures import FormData, UploadFile
+
+from app.api.deps import SessionDep, SettingsDep
+from app.dashboard import auth, views
+from app.dashboard.auth import AdminDep
+from app.dashboard.pages import redirect, render, task_url
+from app.dashboard.routing import dashboard_router
+from app.errors import InvalidInputError
+from app.llm.check import ServerCheck
+from app.services import examples as example_service
+from app.services import uploads
+from app.services.tasks import get_task
+
+router = dashboard_router()
+
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+
+
+@router.get("")
+def tasks_page(
+    request: Request, session: SessionDep, settings: SettingsDep, admin: AdminDep
+) -> Response:
+    rows = views.tasks_overview(session, settings)
+    return render(request, "tasks.html", {"rows": rows}, admin=admin)
+
+
+def task_data_page(
+    request: Request,
+    session,
+    admin: auth.Admin,
+    name: str,
+    status_code: int = 200,
+    upload: dict[str, Any] | None = None,
+    check: ServerCheck | None = None,
+) -> Response:
+    task = get_task(session, name)
+    context = {"tab": "data", **views.task_data(session, task), "upload": upload, "check": check}
+    return render(request, "task_data.html", context, status_code, admin=admin)
+
+
+@router.get("/tasks/{name}")
+def task_page(request: Request, name: str, session: SessionDep, admin: AdminDep) -> Response:
+    return task_data_page(request, session, admin, name)
+
+
+@router.post("/tasks/{name}/examples")
+def upload_examples(
+    request: Request,
+    name: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    admin: AdminDep,
+    form: FormData = Depends(auth.verified_form),
+) -> Response:
+    task = get_task(session, name)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        failure = {"message": "Choose a CSV or JSONL file to upload.", "errors": []}
+        return task_data_page(request, session, admin, name, 422, failure)
+    content = upload.file.read(MAX_UPLOAD_BYTES + 1)
+    try:
+        if len(content) > MAX_UPLOAD_BYTES:
+            raise InvalidInputError(f"the file is larger than {MAX_UPLOAD_BYTES} bytes")
+        rows = uploads.parse_upload(content, upload.content_type or "", upload.filename)
+        result = example_service.import_examples(session, task, rows, settings)
+    except InvalidInputError as exc:
+        # Nothing of a rejected file may be committed by the request's session.
+        session.rollback()
+        failure = {
+            "message": exc.message,
+            "errors": exc.details if isinstance(exc.details, list) else [],
+            "filename": upload.filename,
+        }
+        return task_data_page(request, session, admin, name, 422, failure)
+    message = (
+        f"Imported {upload.filename}: {result.received} rows, {result.inserted} new, "
+        f"{result.updated} updated, {result.unchanged} unchanged."
+    )
+    return redirect(request, task_url(name), message, "success")

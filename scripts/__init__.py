@@ -1,0 +1,1 @@
+"""Operator scripts that drive the product from outside (not part of the installed package)."""

@@ -1,0 +1,5 @@
+import sys
+
+from scripts.real_llm.run import main
+
+sys.exit(main())
