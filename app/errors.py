@@ -83,9 +83,14 @@ class UpstreamLLMError(ServiceError):
             self.code = error.kind
 
 
-def field_error(field: str, message: str, row: int | None = None) -> dict[str, Any]:
-    """One entry of ``details`` naming the offending field (and row, for batch input)."""
+def field_error(
+    field: str, message: str, row: int | None = None, *, example: str | None = None
+) -> dict[str, Any]:
+    """One entry of ``details`` naming the offending field (and row, for batch input, or
+    example, for stored data)."""
     entry: dict[str, Any] = {"field": field, "message": message}
     if row is not None:
         entry["row"] = row
+    if example is not None:
+        entry["example"] = example
     return entry

@@ -6,7 +6,8 @@ Conventions (DESIGN.md, "Numeric conventions"):
   Rows whose sum is within ``ROW_SUM_TOLERANCE`` of 1 are kept exactly as given: dividing
   ``[0.7, 0.1, 0.1, 0.1]`` by its float sum 0.9999999999999999 would turn 0.7 into
   0.7000000000000001 and move it across the bin edge 0.7.
-- A row with a negative, NaN or infinite entry, or a row that is all zero, is invalid.
+- A row with a negative, NaN or infinite entry, or a row that is all zero or whose sum
+  overflows, is invalid.
   The error names the offending row indices so the API can answer 422 with them.
 - ``y`` holds integer labels in ``0..K-1`` (the task's label order).
 """
@@ -26,12 +27,14 @@ def _name_rows(rows: np.ndarray) -> str:
 
 
 def invalid_rows(P: np.ndarray) -> np.ndarray:
-    """Indices of rows with a negative, NaN or infinite entry, or whose sum is zero."""
+    """Indices of rows with a negative, NaN or infinite entry, or whose sum is zero or
+    overflows (``[1e308, 1e308]`` would renormalize to zeros)."""
     P = np.asarray(P, dtype=np.float64)
     bad_entry = ~np.isfinite(P) | (P < 0)
     bad = bad_entry.any(axis=1)
-    with np.errstate(invalid="ignore"):
-        bad |= ~(P.sum(axis=1) > 0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        sums = P.sum(axis=1)
+        bad |= ~((sums > 0) & np.isfinite(sums))
     return np.flatnonzero(bad)
 
 
@@ -51,8 +54,8 @@ def check_probabilities(P, *, min_classes: int = 2) -> np.ndarray:
     bad = invalid_rows(P)
     if bad.size:
         raise ValueError(
-            "invalid probability rows (negative, NaN, infinite or all zero) at indices "
-            + _name_rows(bad)
+            "invalid probability rows (negative, NaN, infinite, all zero or overflowing sum) at "
+            "indices " + _name_rows(bad)
         )
     sums = P.sum(axis=1, keepdims=True)
     if np.all(np.abs(sums - 1.0) <= ROW_SUM_TOLERANCE):

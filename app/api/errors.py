@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.errors import OverloadedError, ServiceError
 
@@ -89,15 +90,42 @@ async def _service_handler(_request: Request, exc: ServiceError) -> JSONResponse
     )
 
 
-async def _http_handler(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400:
+        # FastAPI's "error parsing the body" (e.g. JSON nested too deeply): invalid input.
+        return JSONResponse(
+            status_code=422,
+            content=error_body(
+                "validation_error",
+                f"invalid request body: {exc.detail}",
+                [{"field": "body", "message": str(exc.detail)}],
+            ),
+        )
     code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}.get(
         exc.status_code, "http_error"
     )
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return JSONResponse(
-        status_code=exc.status_code,
-        content=error_body(code, str(exc.detail)),
-        headers=getattr(exc, "headers", None),
+        status_code=exc.status_code, content=error_body(code, str(exc.detail)), headers=headers
     )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (Starlette names only the first
+    matching route's)."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 async def _pool_timeout_handler(_request: Request, exc: PoolTimeoutError) -> JSONResponse:

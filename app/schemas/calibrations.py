@@ -19,6 +19,9 @@ class ValidationSpec(RequestModel):
 
     @model_validator(mode="after")
     def _one_scheme(self) -> ValidationSpec:
+        holdout_given = self.holdout is not None and "holdout" in self.model_fields_set
+        if self.folds is not None and holdout_given:
+            raise ValueError("give `holdout` or `folds`, not both")
         if self.folds is not None:
             self.holdout = None
         if self.holdout is None and self.folds is None:

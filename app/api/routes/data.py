@@ -68,7 +68,7 @@ async def _read_rows(request: Request, json_key: str) -> tuple[list[Any], bool]:
     if content_type.startswith("application/json") or not content_type:
         try:
             payload = json.loads(body, parse_constant=uploads.reject_json_constant)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidInputError(
                 f"invalid JSON: {exc}", [field_error("body", str(exc))]
             ) from exc
