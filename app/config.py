@@ -35,6 +35,18 @@ class Settings(BaseSettings):
     max_text_length: int = Field(default=20_000, ge=1, description="Longest accepted text.")
     max_batch_size: int = Field(default=1_000, ge=1, description="Most items in one batch call.")
     max_upload_rows: int = Field(default=100_000, ge=1, description="Most rows in one import.")
+    max_upload_bytes: int = Field(
+        default=64 * 2**20,
+        ge=1,
+        description="Largest body of an import (`POST /tasks/{name}/examples` and "
+        "`/predictions`: JSON, CSV, JSONL or multipart), in bytes; larger is a 413.",
+    )
+    max_body_bytes: int = Field(
+        default=16 * 2**20,
+        ge=1,
+        description="Largest body of any other request (e.g. `/calibrate/batch`, dashboard "
+        "forms), in bytes; larger is a 413.",
+    )
     reasoning_max_chars: int = Field(
         default=2_000,
         ge=0,

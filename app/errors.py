@@ -45,6 +45,7 @@ class InvalidInputError(ServiceError):
 class AuthenticationError(ServiceError):
     status_code = 401
     code = "unauthenticated"
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 (never mutated)
 
 
 class PermissionDeniedError(ServiceError):

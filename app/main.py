@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.capacity import DatabaseGate
+from app.api.deps import authenticate_before_body
 from app.api.errors import install_error_handlers
+from app.api.limits import RequestLimitsMiddleware
 from app.api.openapi import install_openapi
 from app.api.router import api_router
 from app.config import Settings, get_settings
@@ -58,7 +60,10 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app.state.db_gate = DatabaseGate(settings.db_threads, settings.db_queue)
     app.state.principal_cache = PrincipalCache(settings.auth_cache_ttl_s)
     install_error_handlers(app)
-    install_observability(app, settings)
+    app.add_middleware(
+        RequestLimitsMiddleware, settings=settings, authenticate=authenticate_before_body
+    )
+    install_observability(app, settings)  # outermost: logs and counts refused requests too
     app.include_router(api_router)
     install_dashboard(app)
     install_openapi(app)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app.api.capacity import SESSION_GATE, DatabaseGate
+from app.api.limits import PRINCIPAL_SCOPE_KEY
 from app.config import Settings
 from app.db import DbRunner
 from app.errors import AuthenticationError, PermissionDeniedError
@@ -104,22 +105,37 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 
 
-async def get_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """The authenticated key (remembered per process for ``auth_cache_ttl_s``)."""
-    if credentials is None or not credentials.credentials:
+async def principal_of(app: Any, authorization: str | None) -> Principal:
+    """The key named by an ``Authorization: Bearer`` header (remembered per process for
+    ``auth_cache_ttl_s``); AuthenticationError when it is missing, unknown or revoked."""
+    scheme, _, secret = (authorization or "").partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
         raise AuthenticationError("missing API key: send `Authorization: Bearer <key>`")
-    secret = credentials.credentials
-    cache: keys.PrincipalCache = request.app.state.principal_cache
+    cache: keys.PrincipalCache = app.state.principal_cache
     principal = cache.get(secret)
     if principal is None:
-        factory = request.app.state.session_factory
-        principal = await run_in_db_thread(request, keys.authenticate_principal, factory, secret)
+        factory = app.state.session_factory
+        principal = await app.state.db_gate.run(keys.authenticate_principal, factory, secret)
         if principal is None:
             raise AuthenticationError("unknown or revoked API key")
         cache.put(secret, principal)
+    return principal
+
+
+async def authenticate_before_body(scope: MutableMapping[str, Any], authorization: str | None):
+    """For ``RequestLimitsMiddleware``: the request's key, checked before its body is read."""
+    return await principal_of(scope["app"], authorization)
+
+
+async def get_principal(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The authenticated key: already checked before the body for requests that have one."""
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if principal is None:
+        principal = await principal_of(request.app, request.headers.get("authorization"))
     return principal
 
 

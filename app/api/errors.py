@@ -101,9 +101,12 @@ async def _http_handler(request: Request, exc: StarletteHTTPException) -> JSONRe
                 [{"field": "body", "message": str(exc.detail)}],
             ),
         )
-    code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}.get(
-        exc.status_code, "http_error"
-    )
+    code = {
+        401: "unauthenticated",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+    }.get(exc.status_code, "http_error")
     headers = dict(getattr(exc, "headers", None) or {})
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(allowed_methods(request))
