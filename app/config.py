@@ -65,6 +65,23 @@ class Settings(BaseSettings):
         description="Monitoring flags drift when the live ECE exceeds the fit's held-out ECE "
         "by more than this.",
     )
+    prior_window: int = Field(
+        default=1_000,
+        ge=1,
+        description='How many recent /calibrate requests a task with `prior: "estimate"` '
+        "estimates its live class prior from (EM on calibrated probabilities).",
+    )
+    prior_min_requests: int = Field(
+        default=100,
+        ge=1,
+        description="Fewest recent requests before an estimated prior is applied.",
+    )
+    prior_refresh_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds an estimated live prior is reused before it is estimated again "
+        "(0: on every request).",
+    )
     job_lease_s: float = Field(
         default=60.0, gt=0, description="A running job whose heartbeat is older is reclaimed."
     )

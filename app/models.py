@@ -65,6 +65,8 @@ class Task(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     prompt_template: Mapped[str | None] = mapped_column(Text, nullable=True)
     llm: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # None, "estimate" or {label: share}: the target class prior (app.services.prior).
+    prior: Mapped[Any] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -179,12 +181,20 @@ class Calibration(Base):
 
     task: Mapped[Task] = relationship(back_populates="calibrations")
 
+    def held_out_ece(self) -> tuple[float | None, float | None]:
+        """The held-out ECE of the raw and of the calibrated distributions, stored at fit time."""
+        return self.metrics.get("before", {}).get("ece"), self.metrics.get("after", {}).get("ece")
+
 
 class CalibrationRequest(Base):
     """One ``POST /calibrate`` result; ``feedback_label`` is the true label given later."""
 
     __tablename__ = "calibration_requests"
-    __table_args__ = (Index("ix_calibration_requests_task_feedback", "task_id", "feedback_at"),)
+    __table_args__ = (
+        Index("ix_calibration_requests_task_feedback", "task_id", "feedback_at"),
+        # Recent traffic of a task (the estimated live prior).
+        Index("ix_calibration_requests_task_created", "task_id", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_uuid)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))

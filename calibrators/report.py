@@ -21,6 +21,7 @@ from calibrators.thresholds import (
     DEFAULT_TARGET_RECALLS,
     check_max_points,
     check_targets,
+    group_rows,
     operating_points_unchecked,
     selective_curve_unchecked,
 )
@@ -120,12 +121,12 @@ def _finite_or_none(value, path: str, notes: list[str], reason: str):
     return None
 
 
-def _sanitize(value, path: str, notes: list[str]):
+def sanitize(value, path: str, notes: list[str]):
     """Recursively replace non-finite floats by None (with a note) and numpy scalars by Python."""
     if isinstance(value, dict):
-        return {str(k): _sanitize(v, f"{path}.{k}", notes) for k, v in value.items()}
+        return {str(k): sanitize(v, f"{path}.{k}", notes) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_sanitize(v, f"{path}[{i}]", notes) for i, v in enumerate(value)]
+        return [sanitize(v, f"{path}[{i}]", notes) for i, v in enumerate(value)]
     if isinstance(value, bool | np.bool_):
         return bool(value)
     if isinstance(value, int | np.integer):
@@ -245,6 +246,7 @@ def calibration_report(
             raise ValueError(f"calibrator.transform changed the shape {P.shape} → {scored.shape}")
         calibrated = _section(scored, y, *settings, notes, "calibrated")
         calibrated["calibrator"] = calibrator.to_dict()
+    grouped = group_rows(scored, y)
     conventions = CONVENTIONS | {"n_bins": n_bins, "binning": binning}
     conventions["bootstrap"] = CONVENTIONS["bootstrap"] | {
         "n_boot": n_boot,
@@ -259,11 +261,11 @@ def calibration_report(
         "raw": raw,
         "calibrated": calibrated,
         "operating_points": operating_points_unchecked(
-            scored, y, labels, target_precisions, target_recalls, max_points
+            grouped, labels, target_precisions, target_recalls, max_points
         ),
         "operating_points_on": "raw" if calibrator is None else "calibrated",
-        "selective": selective_curve_unchecked(scored, y, max_points),
+        "selective": selective_curve_unchecked(grouped, max_points),
     }
-    report = _sanitize(report, "report", notes)
+    report = sanitize(report, "report", notes)
     report["notes"] = notes
     return report

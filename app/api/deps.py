@@ -57,13 +57,20 @@ async def run_in_db_thread(request: Request, function: Callable[..., T], *args: 
     return await gate.run(function, *args)
 
 
+def roll_back_request(request: Request) -> None:
+    """Have the request's transaction rolled back although its route returned an answer: the
+    dashboard draws its error pages itself rather than raising to the exception handlers."""
+    request.state.roll_back = True
+
+
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """One session per request, committed by the units of work that use it.
 
     Plain ``def`` routes run with their commit in one database slot (``DatabaseRoute``);
     ``async`` routes pass the session to ``run_in_db_thread``. Creating a session does no I/O.
     A transaction still open at the end (work done outside a unit) is finished here, in a
-    thread that does not wait for a slot: it holds a connection already.
+    thread that does not wait for a slot (it holds a connection already): committed, or rolled
+    back for an error answer marked by :func:`roll_back_request`.
     """
     session: Session = request.app.state.session_factory()
     session.info[SESSION_GATE] = database_gate(request)
@@ -76,7 +83,9 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
             session.close()
         raise
     if session.in_transaction():
-        await anyio.to_thread.run_sync(_commit_and_close, session, limiter=_own_limiter())
+        failed = getattr(request.state, "roll_back", False)
+        finish = _rollback_and_close if failed else _commit_and_close
+        await anyio.to_thread.run_sync(finish, session, limiter=_own_limiter())
     else:
         session.close()
 

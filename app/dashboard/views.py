@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.dashboard import charts
+from app.dashboard import charts, extras
 from app.errors import InvalidInputError
 from app.models import FINISHED_JOB_STATUSES, Calibration, Job, Task
 from app.schemas.jobs import JobOut
@@ -21,13 +21,14 @@ from app.services.monitoring import task_monitoring
 from calibrators.report import METRIC_BETTER, METRIC_TITLES, SUMMARY_METRICS
 
 METRICS = tuple((name, METRIC_TITLES[name], METRIC_BETTER[name]) for name in SUMMARY_METRICS)
-COMPARED = ("vector", "isotonic")
 SHOWN_JOB_ERRORS = 10
 SHOWN_ANSWERS = 10
 TEXT_EXCERPT_CHARS = 120
 # Pages take metrics and their intervals from the stored fit; the report is recomputed only for
 # its tables and curves, so it skips the bootstrap.
 REPORT_N_BOOT = 0
+# The smooth reliability curve's band is drawn, so it needs resamples.
+SMOOTH_BAND_N_BOOT = 100
 
 
 def tasks_overview(session: Session, settings: Settings) -> list[dict[str, Any]]:
@@ -38,9 +39,9 @@ def tasks_overview(session: Session, settings: Settings) -> list[dict[str, Any]]
         rows.append(
             {
                 "task": out,
-                "drift": monitoring["drift"],
-                "drift_reason": monitoring["drift_reason"],
-                "feedback": monitoring["labelled"],
+                "drift": monitoring.drift,
+                "drift_reason": monitoring.drift_reason,
+                "feedback": monitoring.labelled,
             }
         )
     return rows
@@ -129,11 +130,22 @@ def pick_calibration(
 
 
 def _report(
-    session: Session, task: Task, calibration: Calibration | None, n_bins: int, binning: str
+    session: Session,
+    task: Task,
+    calibration: Calibration | None,
+    n_bins: int,
+    binning: str,
+    band_boot: int = SMOOTH_BAND_N_BOOT,
 ) -> tuple[dict[str, Any] | None, str | None]:
     try:
         report = fitting_service.task_report(
-            session, task, calibration, n_bins=n_bins, binning=binning, n_boot=REPORT_N_BOOT
+            session,
+            task,
+            calibration,
+            n_bins=n_bins,
+            binning=binning,
+            n_boot=REPORT_N_BOOT,
+            band_boot=band_boot,
         )
     except InvalidInputError as exc:
         return None, exc.message
@@ -172,10 +184,14 @@ def _improved(before: float | None, after: float | None, better: str) -> bool | 
 
 
 def comparison_table(calibration: Calibration) -> dict[str, Any]:
-    """Held-out scores of raw, this calibrator and the other calibrators, side by side."""
+    """Held-out scores of raw, this calibrator and the other calibrators, side by side.
+
+    Fits stored before a calibrator joined the comparison show an empty column for it.
+    """
     metrics = calibration.metrics
     comparison = metrics.get("comparison") or {}
-    columns = ["raw", calibration.method, *[m for m in COMPARED if m != calibration.method]]
+    others = [m for m in fitting_service.COMPARED_METHODS if m != calibration.method]
+    columns = ["raw", calibration.method, *others]
     sources = {"raw": metrics.get("before") or {}, calibration.method: metrics.get("after") or {}}
     errors = {}
     for method in columns[2:]:
@@ -194,7 +210,11 @@ def comparison_table(calibration: Calibration) -> dict[str, Any]:
                 "best": None if best is None else best + 1,
             }
         )
-    return {"columns": columns, "rows": rows, "errors": errors}
+    titles = [
+        f"{column} (baseline)" if column == fitting_service.BASELINE_METHOD else column
+        for column in columns
+    ]
+    return {"columns": columns, "titles": titles, "rows": rows, "errors": errors}
 
 
 def _best_index(values: list[float | None], better: str) -> int | None:
@@ -225,8 +245,11 @@ def fit_view(
         raw = report["raw"]["reliability"]
         calibrated = (report.get("calibrated") or {}).get("reliability")
         view["reliability"] = {"raw": raw, "calibrated": calibrated}
-        view["reliability_svg"] = charts.reliability_diagram_svg(raw, calibrated)
+        view["reliability_svg"] = extras.reliability_with_smooth_svg(
+            raw, calibrated, report.get("smooth_ece")
+        )
         view["report"] = report
+        view["extras"] = extras.extras_view(report)
     if calibration is not None:
         view["metric_rows"] = metric_rows(calibration)
         view["comparison"] = comparison_table(calibration)
@@ -237,7 +260,7 @@ def operating_points_view(
     session: Session, task: Task, calibration_id: int | None, label: str | None
 ) -> dict[str, Any]:
     calibration = pick_calibration(session, task, calibration_id)
-    report, error = _report(session, task, calibration, 15, "uniform")
+    report, error = _report(session, task, calibration, 15, "uniform", band_boot=0)
     labels = list(task.labels)
     chosen = label if label in labels else labels[0]
     view: dict[str, Any] = {

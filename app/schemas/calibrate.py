@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from app.schemas.common import Label, Probability, RequestModel, TaskName, Text
+from app.schemas.extras import Coverage, PredictionSet, PriorShiftInfo
 
 
 class CalibrateItem(RequestModel):
@@ -20,6 +21,11 @@ class CalibrateItem(RequestModel):
         le=1,
         description="Decide only when the active calibration's held-out precision for the "
         "predicted label reaches this at the item's score; otherwise abstain.",
+    )
+    coverage: Coverage | None = Field(
+        default=None,
+        description="Also return the conformal label set at this coverage (one of the active "
+        "calibration's stored coverages).",
     )
 
     @model_validator(mode="after")
@@ -80,6 +86,8 @@ class CalibrateResponse(BaseModel):
     calibration: CalibrationRef | None
     decision: Decision
     llm: LLMInfo | None
+    prediction_set: PredictionSet | None = None
+    prior_shift: PriorShiftInfo | None = None
 
 
 class BatchItemError(BaseModel):

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from app.llm.config import LLMConfig
-from app.schemas.common import Label, RequestModel, TaskName
+from app.schemas.common import Label, Probability, RequestModel, TaskName
+
+TargetPrior = Annotated[
+    Literal["estimate"] | dict[Label, Probability] | None,
+    Field(
+        description='Target class prior of live traffic: null (none), "estimate" (EM on '
+        "recent /calibrate traffic) or {label: share} (every label, shares > 0 summing to 1). "
+        "When active, /calibrate returns prior-corrected probabilities.",
+    ),
+]
 
 
 class TaskCreate(RequestModel):
@@ -22,6 +31,7 @@ class TaskCreate(RequestModel):
         "null uses the default incremental-elicitation prompt.",
     )
     llm: LLMConfig | None = None
+    prior: TargetPrior = None
 
     @field_validator("labels")
     @classmethod
@@ -42,6 +52,7 @@ class TaskUpdate(RequestModel):
         default=None, max_length=50_000, description="null: back to the default prompt."
     )
     llm: LLMConfig | None = Field(default=None, description="null: no LLM (imports only).")
+    prior: TargetPrior = None
 
 
 class ActiveCalibrationSummary(BaseModel):
@@ -60,6 +71,7 @@ class TaskOut(BaseModel):
     prompt_template: str | None
     prompt_version: str
     llm: dict[str, Any] | None
+    prior: str | dict[str, float] | None = None
     created_at: datetime
     updated_at: datetime
     counts: dict[str, Any]

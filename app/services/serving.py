@@ -39,6 +39,8 @@ from app.schemas.calibrate import (
     FeedbackResponse,
     LLMInfo,
 )
+from app.services import conformal as conformal_service
+from app.services import prior as prior_service
 from app.services.examples import text_hash
 from app.services.predictions import validate_distribution
 from app.services.tasks import get_task, task_llm_config, task_template
@@ -61,6 +63,8 @@ class ServedCalibration:
     temperature: float | None
     calibrator: Any
     decision_curves: dict[str, Any]
+    conformal: Any = None
+    class_prior: list[float] | None = None
 
 
 class _CalibrationCache:
@@ -86,6 +90,8 @@ class _CalibrationCache:
             temperature=row.temperature,
             calibrator=calibrator_from_dict(row.calibrator),
             decision_curves=row.data.get("decision_curves", {}),
+            conformal=conformal_service.load_conformal(row.data),
+            class_prior=row.data.get("class_prior"),
         )
         with self._lock:
             self._items[key] = served
@@ -235,11 +241,21 @@ def _respond(
     elicited: Elicited,
     served: ServedCalibration | None,
     target_precision: float | None,
+    coverage: float | None = None,
+    settings: Settings | None = None,
 ) -> CalibrateResponse:
     labels = list(task.labels)
     # Normalized at the edge: by validate_distribution, or by the parser for each LLM sample.
     raw = np.asarray(elicited.raw, dtype=np.float64)
     calibrated = raw if served is None else served.calibrator.transform(raw[None, :])[0]
+    calibrated, prior_shift = prior_service.apply_prior(session, task, served, calibrated, settings)
+    prediction_set = (
+        None
+        if coverage is None
+        else conformal_service.prediction_set(
+            served and served.conformal, calibrated, coverage, labels
+        )
+    )
     top = int(np.argmax(calibrated))
     label, confidence = labels[top], float(calibrated[top])
     decision = decide(label, confidence, served, target_precision)
@@ -270,6 +286,8 @@ def _respond(
         else CalibrationRef(id=served.id, version=served.version, temperature=served.temperature),
         decision=decision,
         llm=elicited.llm,
+        prediction_set=prediction_set,
+        prior_shift=prior_shift,
     )
 
 
@@ -292,20 +310,26 @@ async def _elicit_item(
     return _elicited_result(answer, item.text, settings, record_llm_call)
 
 
-def _calibrate_given(session: Session, task_name: str, item: CalibrateItem) -> CalibrateResponse:
+def _calibrate_given(
+    session: Session, task_name: str, item: CalibrateItem, settings: Settings
+) -> CalibrateResponse:
     """Calibrate a distribution given in the request: all database work in one call."""
     task = get_task(session, task_name)
     elicited = Elicited(_from_probabilities(task, item.probabilities, None), None, None)
-    return _respond_active(session, task, elicited, item.target_precision)
+    return _respond_active(session, task, elicited, item.target_precision, item.coverage, settings)
 
 
 def _respond_active(
-    session: Session, task: Task, elicited: Elicited, target_precision: float | None
+    session: Session,
+    task: Task,
+    elicited: Elicited,
+    target_precision: float | None,
+    coverage: float | None,
+    settings: Settings,
 ) -> CalibrateResponse:
     """Apply the active calibration to one elicited distribution and store the result."""
-    return _respond(
-        session, task, elicited, active_served_calibration(session, task), target_precision
-    )
+    served = active_served_calibration(session, task)
+    return _respond(session, task, elicited, served, target_precision, coverage, settings)
 
 
 async def _elicit_batch(
@@ -355,19 +379,26 @@ def _respond_batch(
     task: Task,
     items: Sequence[CalibrateItem],
     outcomes: Sequence[Elicited | ServiceError],
+    settings: Settings | None = None,
 ) -> CalibrateBatchResponse:
     """Per-item results and errors; one failing item does not fail the batch."""
     served = active_served_calibration(session, task)
     results = []
     for index, (item, outcome) in enumerate(zip(items, outcomes, strict=True)):
+        if not isinstance(outcome, ServiceError):
+            try:
+                outcome = _respond(
+                    session, task, outcome, served, item.target_precision, item.coverage, settings
+                )
+            except ServiceError as exc:  # e.g. a coverage not stored: this item only
+                outcome = exc
         if isinstance(outcome, ServiceError):
             error = BatchItemError(
                 code=outcome.code, message=outcome.message, details=outcome.details
             )
             results.append(BatchItemResult(index=index, error=error))
         else:
-            response = _respond(session, task, outcome, served, item.target_precision)
-            results.append(BatchItemResult(index=index, result=response))
+            results.append(BatchItemResult(index=index, result=outcome))
     failed = sum(r.error is not None for r in results)
     return CalibrateBatchResponse(
         task=task.name, results=results, succeeded=len(results) - failed, failed=failed
@@ -391,12 +422,18 @@ async def calibrate(
     record_llm_call = None if metrics is None else metrics.record_llm_call
     try:
         if request.probabilities is not None:
-            result = await run_db(_calibrate_given, session, request.task, request)
+            result = await run_db(_calibrate_given, session, request.task, request, settings)
         else:
             task = await run_db(get_task, session, request.task)
             elicited = await _elicit_item(task, request, settings, record_llm_call)
             result = await run_db(
-                _respond_active, session, task, elicited, request.target_precision
+                _respond_active,
+                session,
+                task,
+                elicited,
+                request.target_precision,
+                request.coverage,
+                settings,
             )
     except NotFoundError:
         raise
@@ -421,7 +458,7 @@ async def calibrate_batch(
     task = await run_db(get_task, session, request.task)
     record_llm_call = None if metrics is None else metrics.record_llm_call
     outcomes = await _elicit_batch(task, request.items, settings, record_llm_call)
-    result = await run_db(_respond_batch, session, task, request.items, outcomes)
+    result = await run_db(_respond_batch, session, task, request.items, outcomes, settings)
     if metrics is not None:
         for item in result.results:
             metrics.record_calibrate(task.name, "ok" if item.error is None else item.error.code)

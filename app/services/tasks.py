@@ -14,6 +14,7 @@ from app.llm.config import LLMConfig
 from app.llm.policy import EndpointPolicy
 from app.models import Calibration, Example, Task
 from app.schemas.tasks import ActiveCalibrationSummary, TaskOut
+from app.services.prior import validate_prior
 from prompts import (
     Template,
     TemplateError,
@@ -91,6 +92,7 @@ def create_task(
 ) -> Task:
     validate_template_text(data.get("prompt_template"))
     validate_llm(data["labels"], data.get("llm"), policy)
+    data = data | {"prior": validate_prior(data["labels"], data.get("prior"))}
     if session.scalar(select(Task.id).where(Task.name == data["name"])) is not None:
         raise ConflictError(f"a task named {data['name']!r} already exists")
     task = Task(**data)
@@ -109,6 +111,8 @@ def update_task(
         validate_template_text(changes["prompt_template"])
     if "llm" in changes:
         validate_llm(list(task.labels), changes["llm"], policy)
+    if "prior" in changes:
+        changes = changes | {"prior": validate_prior(list(task.labels), changes["prior"])}
     for field, value in changes.items():
         setattr(task, field, value)
     session.flush()
@@ -148,13 +152,14 @@ def task_out(session: Session, task: Task) -> TaskOut:
     active = active_calibration(session, task)
     summary = None
     if active is not None:
+        ece_before, ece_after = active.held_out_ece()
         summary = ActiveCalibrationSummary(
             id=active.id,
             version=active.version,
             method=active.method,
             temperature=active.temperature,
-            ece_before=active.metrics.get("before", {}).get("ece"),
-            ece_after=active.metrics.get("after", {}).get("ece"),
+            ece_before=ece_before,
+            ece_after=ece_after,
         )
     return TaskOut(
         name=task.name,
@@ -163,6 +168,7 @@ def task_out(session: Session, task: Task) -> TaskOut:
         prompt_template=task.prompt_template,
         prompt_version=task_prompt_version(task),
         llm=task.llm,
+        prior=task.prior,
         created_at=task.created_at,
         updated_at=task.updated_at,
         counts={

@@ -97,10 +97,10 @@ def test_labels_must_match_columns():
 
 
 def test_sanitize_replaces_non_finite_with_none_and_a_note():
-    from calibrators.report import _sanitize
+    from calibrators.report import sanitize
 
     notes = []
-    clean = _sanitize(
+    clean = sanitize(
         {"a": [1.0, float("nan")], "b": np.float64("inf"), "c": np.int64(2)}, "r", notes
     )
     assert clean == {"a": [1.0, None], "b": None, "c": 2}
