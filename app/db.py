@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Command-line tools and worker processes need few connections; the API sizes its pool from
 # its settings (`Settings.db_pool_size`).
@@ -54,6 +56,33 @@ def create_db_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+# Attempts of a unit that lost a race on a unique key (see ``retry_on_write_race``).
+WRITE_RACE_ATTEMPTS = 3
+
+
+def _lost_write_race(exc: BaseException) -> bool:
+    """A unique-key violation, raised directly or as the cause of a service's error."""
+    return isinstance(exc, IntegrityError) or isinstance(exc.__cause__, IntegrityError)
+
+
+def retry_on_write_race(session: Session, function: Callable[..., T], *args: Any) -> T:
+    """``function(session, *args)``, run again after a rollback when it lost a race on a
+    unique key: a concurrent transaction inserted the same rows first. The next attempt sees
+    them (and updates or keeps them), so identical concurrent upserts all succeed.
+
+    A violation that persists is the function's own (e.g. rows that swap unique values) and
+    is raised after the last attempt.
+    """
+    for attempt in range(1, WRITE_RACE_ATTEMPTS + 1):
+        try:
+            return function(session, *args)
+        except Exception as exc:
+            if attempt == WRITE_RACE_ATTEMPTS or not _lost_write_race(exc):
+                raise
+            session.rollback()
+    raise AssertionError("unreachable")
 
 
 @contextmanager

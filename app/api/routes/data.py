@@ -13,6 +13,7 @@ from app.api.capacity import DatabaseRoute
 from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep, run_in_db_thread
 from app.api.errors import error_responses
 from app.config import Settings
+from app.db import retry_on_write_race
 from app.errors import InvalidInputError, field_error
 from app.models import Task
 from app.schemas.common import MAX_ROW_ID
@@ -102,8 +103,16 @@ def _import(
     settings: Settings,
     importer: Callable[[Session, Task, list[Any], Settings], ImportResult],
 ) -> ImportResult:
-    """Run an all-or-nothing import service on the named task (blocking: call in a thread)."""
-    return importer(session, get_task(session, name), rows, settings)
+    """Run an all-or-nothing import service on the named task (blocking: call in a thread).
+
+    Identical imports at the same moment race on the same unique keys: the losers run again
+    and find the winner's rows (``retry_on_write_race``).
+    """
+
+    def attempt(session: Session) -> ImportResult:
+        return importer(session, get_task(session, name), rows, settings)
+
+    return retry_on_write_race(session, attempt)
 
 
 @router.post(
