@@ -133,6 +133,25 @@ class Settings(BaseSettings):
         description="Allow LLM hosts at link-local or cloud-metadata addresses (169.254.0.0/16, "
         "fe80::/10, fd00:ec2::254).",
     )
+    login_attempts_per_minute: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Failed dashboard logins a client address may make per minute (per "
+        "process); more are answered 429 with Retry-After.",
+    )
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="Mark the dashboard cookie Secure. Unset: when the request arrived over "
+        "HTTPS (as told by a trusted proxy, see `forwarded_allow_ips`); true behind a "
+        "TLS-terminating proxy.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Comma-separated addresses of proxies whose X-Forwarded-For / "
+        "X-Forwarded-Proto headers `verbcal serve` honours (`*`: any; only behind a proxy "
+        "that overwrites them).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
     log_json: bool = Field(default=True, description="Structured JSON logs.")
     metrics_token: SecretStr | None = Field(

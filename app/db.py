@@ -43,11 +43,17 @@ def create_db_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
 
     SQLite connections are configured on connect.
     """
-    pool = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT_S}
+    # hide_parameters: errors and logs never quote bound values (example texts, key hashes).
+    pool = {
+        "pool_size": pool_size,
+        "max_overflow": 0,
+        "pool_timeout": POOL_TIMEOUT_S,
+        "hide_parameters": True,
+    }
     if is_sqlite(url):
         connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         if make_url(url).database in (None, "", ":memory:"):
-            pool = {}  # one shared connection
+            pool = {"hide_parameters": True}  # one shared connection
         engine = create_engine(url, connect_args=connect_args, **pool)
         event.listen(engine, "connect", _configure_sqlite)
         return engine

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -139,8 +140,17 @@ async def _pool_timeout_handler(_request: Request, exc: PoolTimeoutError) -> JSO
 
 
 async def _unexpected_handler(_request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error", exc_info=exc)
+    # An exception's message may quote request data (a database error quotes the texts it
+    # failed to store): ERROR names the exception and where it was raised, DEBUG has it all.
+    logger.error("unhandled error: %s\n%s", type(exc).__name__, where_raised(exc))
+    logger.debug("unhandled error, in full", exc_info=exc)
     return JSONResponse(status_code=500, content=error_body("internal_error", "internal error"))
+
+
+def where_raised(exc: BaseException) -> str:
+    """The traceback's frames (file, line, function, source line), without the message."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return "".join(traceback.format_list(frames)).rstrip()
 
 
 def install_error_handlers(app: FastAPI) -> None:

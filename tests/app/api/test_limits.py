@@ -167,3 +167,12 @@ def test_uploads_within_the_limits_still_import(limited_app, admin_key):
     exchange = Exchange(limited_app, "POST", "/tasks/t/examples", headers, rows).run()
     assert exchange.status == 200, exchange.body
     assert json.loads(exchange.body)["inserted"] == 2
+
+
+def test_every_401_carries_www_authenticate(anon_client):
+    response = anon_client.get("/tasks")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    wrong = anon_client.get("/tasks", headers={"Authorization": "Bearer vc_unknown"})
+    assert wrong.status_code == 401
+    assert wrong.headers["WWW-Authenticate"] == "Bearer"
