@@ -47,7 +47,7 @@ class LLMConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_url: str = Field(
-        pattern=r"^https?://[A-Za-z0-9._~%\-]+(:[0-9]{1,5})?(/[!-~]*)?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?(/[!-~]*)?$",
+        pattern=r"^https?://[A-Za-z0-9._~%\-]+(:[0-9]{1,5})?(/[!-~]*)?$|^https?://\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\](:[0-9]{1,5})?(/[!-~]*)?$",
         max_length=500,
         description="OpenAI-compatible base URL, e.g. http://host:8000/v1",
     )

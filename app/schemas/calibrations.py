@@ -14,6 +14,15 @@ from app.schemas.extras import ConformalSpec
 class ValidationSpec(RequestModel):
     """How held-out data is chosen: a seeded holdout fraction, or k folds."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["holdout", "folds"],
+                "properties": {"holdout": {"type": "number"}, "folds": {"type": "integer"}},
+            }
+        }
+    )
+
     holdout: float | None = Field(default=0.3, gt=0, lt=1)
     folds: int | None = Field(default=None, ge=2, le=20)
     seed: int = 0
