@@ -503,6 +503,13 @@ def fit(
     eps: Annotated[str, typer.Option(help="Inverse-softmax eps: 'auto' or a number.")] = "auto",
     holdout: Annotated[float, typer.Option(help="Held-out share for the metrics.")] = 0.3,
     seed: Annotated[int, typer.Option(help="Seed of the held-out split.")] = 0,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            help="Write the calibrator refitted on every row (metrics stay held-out); "
+            "--no-refit writes the one fitted without the held-out rows."
+        ),
+    ] = True,
     output: Annotated[Path, typer.Option(help="Where to write the calibrator JSON.")] = Path(
         "calibration.json"
     ),
@@ -516,12 +523,23 @@ def fit(
     P, y, label_order = _load_data(file, label_order)
     try:
         result = fit_with_holdout(
-            P, y, label_order, objective=objective, eps=eps_value, holdout=holdout, seed=seed
+            P,
+            y,
+            label_order,
+            objective=objective,
+            eps=eps_value,
+            holdout=holdout,
+            seed=seed,
+            refit=refit,
         )
     except ValueError as exc:
         _fail(str(exc), EXIT_BAD_INPUT)
     calibrator = result.calibrator
     typer.echo(f"rows: {len(y)} (fit {result.fit_rows.size}, held out {result.held_out_rows.size})")
+    served = (
+        f"refitted on all {len(y)} rows" if result.refit else "fitted without the held-out rows"
+    )
+    typer.echo(f"written calibrator: {served}")
     typer.echo(f"labels: {', '.join(label_order)}")
     typer.echo(f"temperature: {calibrator.temperature_:.6f}")
     typer.echo(f"eps: {calibrator.eps_:g}")
@@ -533,7 +551,7 @@ def fit(
             "warning: the temperature sits on a search bound", fg=typer.colors.YELLOW, err=True
         )
     typer.echo("")
-    typer.echo("held-out metrics (raw → calibrated):")
+    typer.echo("held-out metrics (raw → calibrated, calibrator fitted without these rows):")
     for line in format_metrics(result.report):
         typer.echo(line)
     _write_json(output, calibration_file_content(calibrator, label_order))

@@ -246,8 +246,7 @@ def fit_if_uncalibrated(session: Session, settings: Settings) -> None:
         verb = "fitted"
     else:
         verb = "active"
-    before = active.metrics.get("before", {}).get("ece")
-    after = active.metrics.get("after", {}).get("ece")
+    before, after = active.held_out_ece()
     ece = f"held-out ECE {before:.3f} → {after:.3f}" if before is not None else ""
     _say(f"{verb} calibration v{active.version}: temperature {active.temperature:.3f}  {ece}")
 

@@ -181,6 +181,10 @@ class Calibration(Base):
 
     task: Mapped[Task] = relationship(back_populates="calibrations")
 
+    def held_out_ece(self) -> tuple[float | None, float | None]:
+        """The held-out ECE of the raw and of the calibrated distributions, stored at fit time."""
+        return self.metrics.get("before", {}).get("ece"), self.metrics.get("after", {}).get("ece")
+
 
 class CalibrationRequest(Base):
     """One ``POST /calibrate`` result; ``feedback_label`` is the true label given later."""

@@ -306,10 +306,12 @@ def parse_eps(value: str) -> float | str:
 
 @dataclass
 class HoldoutFit:
-    calibrator: TemperatureScaling
+    calibrator: TemperatureScaling  # the one to serve: refitted on every row when refit
+    validation_calibrator: TemperatureScaling  # fitted on fit_rows; scored the held-out rows
     fit_rows: np.ndarray
     held_out_rows: np.ndarray
     report: dict[str, Any]  # calibration_report on the held-out rows, raw vs calibrated
+    refit: bool
 
 
 def fit_with_holdout(
@@ -323,21 +325,30 @@ def fit_with_holdout(
     seed: int = 0,
     n_bins: int = 15,
     binning: str = "uniform",
+    refit: bool = True,
 ) -> HoldoutFit:
-    """Fit temperature scaling on the fit part, report raw vs calibrated on the held-out part."""
+    """Fit temperature scaling on the fit part, report raw vs calibrated on the held-out part.
+
+    With ``refit`` (as API fits) the calibrator to serve is then refitted on every row; the
+    report stays the held-out estimate of the procedure.
+    """
     fit_rows, held_out_rows = holdout_split(len(y), holdout, seed)
-    calibrator = TemperatureScaling(objective=objective, eps=eps, random_state=seed)
-    calibrator.fit(P[fit_rows], y[fit_rows])
+
+    def new_calibrator() -> TemperatureScaling:
+        return TemperatureScaling(objective=objective, eps=eps, random_state=seed)
+
+    validation = new_calibrator().fit(P[fit_rows], y[fit_rows])
     report = calibration_report(
         P[held_out_rows],
         y[held_out_rows],
         labels,
-        calibrator=calibrator,
+        calibrator=validation,
         n_bins=n_bins,
         binning=binning,
         seed=seed,
     )
-    return HoldoutFit(calibrator, fit_rows, held_out_rows, report)
+    served = new_calibrator().fit(P, y) if refit else validation
+    return HoldoutFit(served, validation, fit_rows, held_out_rows, report, refit)
 
 
 def calibration_file_content(calibrator: TemperatureScaling, labels: Sequence[str]) -> dict:

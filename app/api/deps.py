@@ -49,8 +49,15 @@ async def run_in_db_thread(request: Request, function, *args):
     )
 
 
+def roll_back_request(request: Request) -> None:
+    """Have the request's transaction rolled back although its route returned an answer: the
+    dashboard draws its error pages itself rather than raising to the exception handlers."""
+    request.state.roll_back = True
+
+
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back on error.
+    """One transaction per request: committed when the route returns, rolled back on error
+    (an exception, or an error answer marked by :func:`roll_back_request`).
 
     Creating a session does no I/O; its queries run in the (sync) route's thread and the
     commit in one threadpool call, which saves two threadpool hops per request over a sync
@@ -62,7 +69,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     except BaseException:
         await run_in_db_thread(request, _rollback_and_close, session)
         raise
-    await run_in_db_thread(request, _commit_and_close, session)
+    failed = getattr(request.state, "roll_back", False)
+    await run_in_db_thread(request, _rollback_and_close if failed else _commit_and_close, session)
 
 
 async def _db_runner(request: Request) -> DbRunner:

@@ -1,6 +1,9 @@
 """Dashboard route plumbing: login redirects, CSRF and service errors as pages, security headers.
 
 Every dashboard router is made by ``dashboard_router()`` so all its routes share this handling.
+Pages use the API's request transaction (``SessionDep``), and a failure rolls it back as an API
+error does: a rejected form raises :class:`FormRejected`, whose answer page is drawn in a fresh
+session.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.api.deps import roll_back_request, run_in_db_thread
 from app.dashboard import auth
 from app.dashboard.auth import CsrfRejected, LoginRequired
 from app.dashboard.pages import error_page
+from app.db import transaction
 from app.errors import ServiceError
 
 SECURITY_HEADERS = {
@@ -30,6 +36,40 @@ SECURITY_HEADERS = {
 }
 
 
+class FormRejected(Exception):
+    """A form the services rejected; ``page(session)`` draws the answer (a redirect with a
+    flash, or the form again with its errors) once the request's transaction rolled back."""
+
+    def __init__(self, page: Callable[[Session], Response]) -> None:
+        super().__init__("form rejected")
+        self.page = page
+
+
+def _draw(factory: sessionmaker[Session], page: Callable[[Session], Response]) -> Response:
+    with transaction(factory) as session:
+        return page(session)
+
+
+async def _failure_page(request: Request, exc: Exception) -> Response:
+    """The page answering a dashboard failure; re-raises what the dashboard does not handle."""
+    if isinstance(exc, FormRejected):
+        factory = request.app.state.session_factory
+        return await run_in_db_thread(request, _draw, factory, exc.page)
+    if isinstance(exc, LoginRequired):
+        return login_redirect(request)
+    if isinstance(exc, CsrfRejected):
+        return error_page(
+            request, 403, "The form has expired or did not come from this dashboard. "
+            "Go back, reload the page and submit again.",
+        )  # fmt: skip
+    if isinstance(exc, ServiceError):
+        return error_page(request, exc.status_code, exc.message)
+    if isinstance(exc, RequestValidationError):
+        message = "; ".join(str(e.get("msg", "")) for e in exc.errors()) or "bad request"
+        return error_page(request, 422, f"Invalid address: {message}.")
+    raise exc
+
+
 class DashboardRoute(APIRoute):
     """Turns dashboard failures into pages: login redirects, CSRF and service errors."""
 
@@ -39,18 +79,9 @@ class DashboardRoute(APIRoute):
         async def dashboard_handler(request: Request) -> Response:
             try:
                 response = await handler(request)
-            except LoginRequired:
-                response = login_redirect(request)
-            except CsrfRejected:
-                response = error_page(
-                    request, 403, "The form has expired or did not come from this dashboard. "
-                    "Go back, reload the page and submit again.",
-                )  # fmt: skip
-            except ServiceError as exc:
-                response = error_page(request, exc.status_code, exc.message)
-            except RequestValidationError as exc:
-                message = "; ".join(str(e.get("msg", "")) for e in exc.errors()) or "bad request"
-                response = error_page(request, 422, f"Invalid address: {message}.")
+            except Exception as exc:
+                roll_back_request(request)
+                response = await _failure_page(request, exc)
             auth.save_session(request, response)
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)

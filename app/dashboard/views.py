@@ -21,7 +21,6 @@ from app.services.monitoring import task_monitoring
 from calibrators.report import METRIC_BETTER, METRIC_TITLES, SUMMARY_METRICS
 
 METRICS = tuple((name, METRIC_TITLES[name], METRIC_BETTER[name]) for name in SUMMARY_METRICS)
-COMPARED = ("vector", "isotonic")
 SHOWN_JOB_ERRORS = 10
 SHOWN_ANSWERS = 10
 TEXT_EXCERPT_CHARS = 120
@@ -40,9 +39,9 @@ def tasks_overview(session: Session, settings: Settings) -> list[dict[str, Any]]
         rows.append(
             {
                 "task": out,
-                "drift": monitoring["drift"],
-                "drift_reason": monitoring["drift_reason"],
-                "feedback": monitoring["labelled"],
+                "drift": monitoring.drift,
+                "drift_reason": monitoring.drift_reason,
+                "feedback": monitoring.labelled,
             }
         )
     return rows
@@ -185,10 +184,14 @@ def _improved(before: float | None, after: float | None, better: str) -> bool | 
 
 
 def comparison_table(calibration: Calibration) -> dict[str, Any]:
-    """Held-out scores of raw, this calibrator and the other calibrators, side by side."""
+    """Held-out scores of raw, this calibrator and the other calibrators, side by side.
+
+    Fits stored before a calibrator joined the comparison show an empty column for it.
+    """
     metrics = calibration.metrics
     comparison = metrics.get("comparison") or {}
-    columns = ["raw", calibration.method, *[m for m in COMPARED if m != calibration.method]]
+    others = [m for m in fitting_service.COMPARED_METHODS if m != calibration.method]
+    columns = ["raw", calibration.method, *others]
     sources = {"raw": metrics.get("before") or {}, calibration.method: metrics.get("after") or {}}
     errors = {}
     for method in columns[2:]:
@@ -207,7 +210,11 @@ def comparison_table(calibration: Calibration) -> dict[str, Any]:
                 "best": None if best is None else best + 1,
             }
         )
-    return {"columns": columns, "rows": rows, "errors": errors}
+    titles = [
+        f"{column} (baseline)" if column == fitting_service.BASELINE_METHOD else column
+        for column in columns
+    ]
+    return {"columns": columns, "titles": titles, "rows": rows, "errors": errors}
 
 
 def _best_index(values: list[float | None], better: str) -> int | None:

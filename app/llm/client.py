@@ -512,6 +512,18 @@ def _excerpt(body: object, secrets: tuple[str, ...]) -> str | None:
     return scrub(text, secrets)[:RAW_EXCERPT_LIMIT]
 
 
+def mean_distribution(distributions: Sequence[Sequence[float]]) -> list[float]:
+    """The distribution of an item asked k times: the mean of its k parsed distributions.
+
+    ``p_j = (1/k) * sum_i p_ij`` in label order, summed in sample order. Each sample sums to 1, so
+    the mean does too (up to rounding); it is not renormalized.
+    """
+    k = len(distributions)
+    if k == 0:
+        raise ValueError("the mean of no distributions is undefined")
+    return [sum(column) / k for column in zip(*distributions, strict=True)]
+
+
 def _combine(
     samples: list[SampleRecord], started: float, last_error: LLMError | None = None
 ) -> Elicitation:
@@ -524,8 +536,7 @@ def _combine(
             last_error = failures[-1] if failures else None
         error = last_error or LLMError("unparseable", "no sample was answered")
         return Elicitation(None, "failed", samples, error, latency_ms)
-    width = len(parsed[0].probabilities or [])
-    mean = [sum((s.probabilities or [])[j] for s in parsed) / len(parsed) for j in range(width)]
+    mean = mean_distribution([s.probabilities or [] for s in parsed])
     status: ElicitationStatus = (
         "repaired" if any(s.parse_status == "repaired" for s in parsed) else "ok"
     )

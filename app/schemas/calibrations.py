@@ -28,10 +28,20 @@ class ValidationSpec(RequestModel):
 
 
 class FitRequest(RequestModel):
-    method: Literal["temperature", "vector", "isotonic"] = "temperature"
+    method: Literal["temperature", "vector", "isotonic", "resoftmax"] = Field(
+        default="temperature",
+        description="The calibrator to fit and serve; 'resoftmax' (softmax(p / T)) is the "
+        "baseline every fit is compared with, not a recommended choice.",
+    )
     objective: Literal["nll", "brier", "spherical"] = "nll"
     eps: float | Literal["auto"] = Field(default="auto", description='A float >= 0 or "auto".')
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    refit: bool = Field(
+        default=True,
+        description="After validation, refit the served calibrator on every labelled row "
+        "(k folds always do). The stored metrics stay the held-out / out-of-fold estimate of "
+        "the procedure. false: a holdout fit serves the calibrator fitted on the other rows.",
+    )
     activate: bool = True
     source: Literal["auto", "imported", "elicited"] = Field(
         default="auto",
@@ -88,3 +98,55 @@ class ReportQuery(RequestModel):
     n_bins: int = Field(default=15, ge=1, le=100)
     binning: Literal["uniform", "quantile"] = "uniform"
     n_boot: int = Field(default=200, ge=0, le=2000)
+
+
+class ReportCalibration(BaseModel):
+    """The calibration a report is about."""
+
+    id: int
+    version: int
+    method: str
+    temperature: float | None
+    eps: float | None
+    is_active: bool
+
+
+class ReportData(BaseModel):
+    """Which data a report was computed on (``n_fit`` and ``validation`` for a calibration)."""
+
+    source: str
+    n_eval: int
+    n_fit: int | None = None
+    held_out: bool
+    estimate: str | None = None
+    refit: bool | None = None
+    n_served_fit: int | None = None
+    validation: dict[str, Any] | None = None
+
+
+class TaskReport(BaseModel):
+    """``GET /tasks/{name}/report``: :func:`calibrators.calibration_report` on held-out data,
+    with the calibration, the data it used and the other methods' held-out metrics.
+
+    Keys a report does not have (``comparison`` without a calibration, ``n_fit`` and
+    ``validation`` of raw data) are left out of the answer, not null.
+    """
+
+    conventions: dict[str, Any]
+    n: int
+    labels: list[str]
+    class_counts: dict[str, int]
+    raw: dict[str, Any]
+    calibrated: dict[str, Any] | None
+    operating_points: dict[str, Any]
+    operating_points_on: Literal["raw", "calibrated"]
+    selective: dict[str, Any]
+    notes: list[str]
+    calibration: ReportCalibration | None
+    data: ReportData
+    comparison: dict[str, Any] | None = None
+    # calibrators.report_extras, {raw, calibrated} each; conformal: null without stored sets.
+    smooth_ece: dict[str, Any] | None = None
+    decompositions: dict[str, Any] | None = None
+    aurc: dict[str, Any] | None = None
+    conformal: dict[str, Any] | None = None

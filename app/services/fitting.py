@@ -2,9 +2,18 @@
 
 Held-out evaluation. With a holdout fraction the labelled examples (ordered by id) are
 permuted with ``numpy.random.default_rng(seed)``; the first ``round(holdout * n)`` are held
-out, the calibrator is fitted on the rest, and that calibrator is what is stored and served.
-With k folds, every example is scored by a calibrator fitted on the other folds (out-of-fold
-metrics) and the stored calibrator is fitted on all examples.
+out and scored by a calibrator fitted on the rest. With k folds, every example is scored by a
+calibrator fitted on the other folds (out-of-fold metrics). The stored metrics and decision
+curves are that held-out / out-of-fold estimate of the procedure.
+
+The served calibrator is then refitted on every labelled example (``refit``, the default; k
+folds always do). With ``refit: false`` a holdout fit serves the calibrator fitted on the
+other rows, and that calibrator is the one scored. A refitted holdout fit also stores the
+validation calibrator (``data.validation_calibrator``) so that its report scores the held-out
+rows with the calibrator that never saw them.
+
+Every fit is compared, on the same held-out rows, with the other calibrators, among them the
+re-softmax baseline ``softmax(p / T)``.
 """
 
 from __future__ import annotations
@@ -22,8 +31,14 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.errors import ConflictError, InvalidInputError, NotFoundError, field_error
+from app.llm.client import mean_distribution
 from app.models import Calibration, Elicitation, Example, Task, utcnow
-from app.schemas.calibrations import FitRequest
+from app.schemas.calibrations import (
+    CalibrationBase,
+    CalibrationOut,
+    CalibrationSummary,
+    FitRequest,
+)
 from app.services import conformal as conformal_service
 from app.services import prior as prior_service
 from app.services import report_extras
@@ -31,6 +46,7 @@ from app.services.elicitation import AnswerKey, answer_key_filter, current_answe
 from app.services.predictions import IMPORT_SOURCE
 from calibrators import (
     IsotonicCalibration,
+    ResoftmaxScaling,
     TemperatureScaling,
     VectorScaling,
     calibration_report,
@@ -41,7 +57,11 @@ from calibrators.splits import fold_assignment, holdout_split
 from calibrators.thresholds import decision_curves
 
 DEFAULT_VECTOR_EPS = 1e-3
-COMPARED_METHODS = ("temperature", "vector", "isotonic")
+COMPARED_METHODS = ("temperature", "vector", "isotonic", "resoftmax")
+BASELINE_METHOD = "resoftmax"
+# What the stored metrics estimate, by validation scheme.
+HELD_OUT_ESTIMATE = "held_out"
+OUT_OF_FOLD_ESTIMATE = "out_of_fold"
 
 
 @dataclass
@@ -103,19 +123,17 @@ def _labelled_rows(session: Session, task: Task, filters: list[Any], example_ids
 
 def _assemble(rows, task: Task, source: str, answer_key) -> LabelledData:
     label_index = {label: i for i, label in enumerate(task.labels)}
-    sums: dict[int, np.ndarray] = {}
-    counts: dict[int, int] = defaultdict(int)
+    samples: dict[int, list[list[float]]] = defaultdict(list)
     labels: dict[int, int] = {}
     for example_id, label, probabilities in rows:
         if label not in label_index or probabilities is None:
             continue
-        p = np.asarray(probabilities, dtype=np.float64)
-        sums[example_id] = sums.get(example_id, 0.0) + p
-        counts[example_id] += 1
+        samples[example_id].append(probabilities)
         labels[example_id] = label_index[label]
-    ids = np.array(sorted(sums), dtype=np.int64)
+    ids = np.array(sorted(samples), dtype=np.int64)
     K = len(task.labels)
-    P = np.array([sums[i] / counts[i] for i in ids], dtype=np.float64).reshape(len(ids), K)
+    means = [mean_distribution(samples[i]) for i in ids]
+    P = np.array(means, dtype=np.float64).reshape(len(ids), K)
     y = np.array([labels[i] for i in ids], dtype=np.int64)
     return LabelledData(ids, P, y, source, answer_key)
 
@@ -147,6 +165,8 @@ def make_calibrator(method: str, objective: str, eps: float | str, seed: int):
         return VectorScaling(eps=DEFAULT_VECTOR_EPS if eps == "auto" else eps)
     if method == "isotonic":
         return IsotonicCalibration()
+    if method == "resoftmax":
+        return ResoftmaxScaling(objective=objective)
     raise ValueError(f"unknown method {method!r}")
 
 
@@ -167,9 +187,19 @@ class _OutOfFold:
 
 
 def _evaluate(
-    data: LabelledData, method: str, objective: str, eps, validation: dict[str, Any]
+    data: LabelledData,
+    method: str,
+    objective: str,
+    eps,
+    validation: dict[str, Any],
+    refit: bool = False,
 ) -> tuple[Any, Any, np.ndarray, np.ndarray, np.ndarray]:
-    """Fit and score. Returns (served calibrator, evaluator, eval rows, fit rows, eval ids)."""
+    """Fit and score. Returns (served calibrator, evaluator, eval rows, fit rows, eval ids).
+
+    The evaluator scores the eval rows without having seen them. The served calibrator is
+    fitted on every row with folds, or with a holdout when ``refit``; otherwise it is the
+    evaluator.
+    """
     n = len(data.y)
     seed = validation["seed"]
     if validation.get("folds"):
@@ -185,7 +215,8 @@ def _evaluate(
         return final, _OutOfFold(calibrated, final), everything, everything, data.example_ids
     fit_rows, eval_rows = holdout_split(n, validation["holdout"], seed)
     model = make_calibrator(method, objective, eps, seed).fit(data.P[fit_rows], data.y[fit_rows])
-    return model, model, eval_rows, fit_rows, data.example_ids[eval_rows]
+    served = make_calibrator(method, objective, eps, seed).fit(data.P, data.y) if refit else model
+    return served, model, eval_rows, fit_rows, data.example_ids[eval_rows]
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +241,7 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
         )
     try:
         served, evaluator, eval_rows, fit_rows, eval_ids = _evaluate(
-            data, request.method, request.objective, request.eps, validation
+            data, request.method, request.objective, request.eps, validation, request.refit
         )
     except ValueError as exc:
         raise InvalidInputError(f"cannot fit: {exc}", [field_error("data", str(exc))]) from exc
@@ -232,12 +263,18 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
             comparison[method] = _summary(other_report["calibrated"]["metrics"])
         except ValueError as exc:
             comparison[method] = {"error": str(exc)}
+        if method == BASELINE_METHOD:
+            comparison[method]["baseline"] = True
     fitted = served.to_dict()
+    folds = bool(validation.get("folds"))
+    extra_data = {}
+    if served is not evaluator and not folds:
+        extra_data["validation_calibrator"] = evaluator.to_dict()
     calibration = Calibration(
         task_id=task.id,
         version=_next_version(session, task),
         method=request.method,
-        objective=request.objective if request.method == "temperature" else "nll",
+        objective=request.objective if request.method in ("temperature", "resoftmax") else "nll",
         temperature=getattr(served, "temperature_", None),
         eps=getattr(served, "eps_", None),
         calibrator=fitted,
@@ -248,6 +285,8 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
             "n_labelled": n,
             "n_fit": len(fit_rows),
             "n_eval": len(eval_rows),
+            "refit": served is not evaluator or folds,
+            "n_served_fit": n if served is not evaluator or folds else len(fit_rows),
             "validation": validation,
             "eval_example_ids": [int(i) for i in eval_ids],
             "class_counts_eval": report.get("class_counts"),
@@ -256,8 +295,10 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
                 request.conformal, calibrated_eval, y_eval
             ),
             "class_prior": prior_service.training_prior(data.y, len(labels)),
+            **extra_data,
         },
         metrics={
+            "estimate": OUT_OF_FOLD_ESTIMATE if folds else HELD_OUT_ESTIMATE,
             "before": report["raw"]["metrics"],
             "after": report["calibrated"]["metrics"],
             "ci_before": report["raw"].get("ci"),
@@ -335,8 +376,46 @@ def activate(session: Session, task: Task, calibration: Calibration) -> Calibrat
     return calibration
 
 
-def served_calibrator(calibration: Calibration):
-    return calibrator_from_dict(calibration.calibrator)
+def held_out_calibrator(calibration: Calibration):
+    """The calibrator that scored a holdout fit's held-out rows: the stored validation
+    calibrator when the served one was refitted on every row, else the served one."""
+    return calibrator_from_dict(
+        calibration.data.get("validation_calibrator", calibration.calibrator)
+    )
+
+
+# Stored with a calibration for the service's own use, too large for API answers.
+_INTERNAL_DATA_KEYS = ("eval_example_ids", "decision_curves", "validation_calibrator")
+
+
+def _common_fields(calibration: Calibration) -> dict[str, Any]:
+    return CalibrationBase.model_validate(calibration).model_dump()
+
+
+def calibration_out(calibration: Calibration, task_name: str) -> CalibrationOut:
+    """The API view of a calibration version, without the data kept for the service's use."""
+    data = {k: v for k, v in calibration.data.items() if k not in _INTERNAL_DATA_KEYS}
+    return CalibrationOut(
+        **_common_fields(calibration),
+        task=task_name,
+        activated_at=calibration.activated_at,
+        fit_request=calibration.fit_request,
+        data=data,
+        metrics=calibration.metrics,
+        conventions=calibration.conventions,
+    )
+
+
+def calibration_summary(calibration: Calibration) -> CalibrationSummary:
+    """The list view of a calibration version."""
+    ece_before, ece_after = calibration.held_out_ece()
+    return CalibrationSummary(
+        **_common_fields(calibration),
+        n_fit=calibration.data.get("n_fit", 0),
+        n_eval=calibration.data.get("n_eval", 0),
+        ece_before=ece_before,
+        ece_after=ece_after,
+    )
 
 
 # --- reports -------------------------------------------------------------------------------
@@ -396,7 +475,7 @@ def task_report(
             data, calibration.method, fit_request["objective"], fit_request["eps"], validation
         )
     else:
-        calibrator = served_calibrator(calibration)
+        calibrator = held_out_calibrator(calibration)
     report = calibration_report(
         data.P, data.y, labels, calibrator=calibrator, n_bins=n_bins, binning=binning, n_boot=n_boot
     )
@@ -413,6 +492,9 @@ def task_report(
         "n_eval": len(data.y),
         "n_fit": stored["n_fit"],
         "held_out": True,
+        "estimate": calibration.metrics.get("estimate", HELD_OUT_ESTIMATE),
+        "refit": stored.get("refit", bool(validation.get("folds"))),
+        "n_served_fit": stored.get("n_served_fit", stored["n_fit"]),
         "validation": validation,
     }
     report["comparison"] = calibration.metrics.get("comparison", {})

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings, get_settings
 from app.errors import InvalidInputError, field_error
 from app.models import CalibrationRequest, Task
-from app.schemas.extras import PriorShiftInfo
+from app.schemas.extras import PriorMonitoring, PriorShiftInfo
 from calibrators import adjust_to_prior, check_prior, class_frequencies, estimate_target_prior
 
 ESTIMATE = "estimate"
@@ -182,7 +182,7 @@ def apply_prior(
 
 def monitoring_prior(
     session: Session, task: Task, served: Any, settings: Settings
-) -> dict[str, Any]:
+) -> PriorMonitoring:
     """The training prior, the task's prior setting and the live EM estimate (for monitoring)."""
     labels = list(task.labels)
     result: dict[str, Any] = {
@@ -196,7 +196,7 @@ def monitoring_prior(
     }
     if served is None or served.class_prior is None:
         result["reason"] = "no active calibration with a training prior"
-        return result
+        return PriorMonitoring(**result)
     result["training_prior"] = _named(labels, served.class_prior)
     estimate, n = estimate_live_prior(
         session, task, served.calibrator, served.class_prior, settings
@@ -206,10 +206,10 @@ def monitoring_prior(
         result["reason"] = (
             f"{n} recent requests; the estimate needs at least {settings.prior_min_requests}"
         )
-        return result
+        return PriorMonitoring(**result)
     result["live_prior"] = _named(labels, estimate["prior"])
     if estimate["standard_error"] is not None:
         result["standard_error"] = _named(labels, estimate["standard_error"])
     result["converged"] = estimate["converged"]
     result["note"] = estimate["note"]
-    return result
+    return PriorMonitoring(**result)

@@ -152,13 +152,14 @@ def task_out(session: Session, task: Task) -> TaskOut:
     active = active_calibration(session, task)
     summary = None
     if active is not None:
+        ece_before, ece_after = active.held_out_ece()
         summary = ActiveCalibrationSummary(
             id=active.id,
             version=active.version,
             method=active.method,
             temperature=active.temperature,
-            ece_before=active.metrics.get("before", {}).get("ece"),
-            ece_after=active.metrics.get("after", {}).get("ece"),
+            ece_before=ece_before,
+            ece_after=ece_after,
         )
     return TaskOut(
         name=task.name,

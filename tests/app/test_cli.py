@@ -133,8 +133,8 @@ def test_keys_need_a_migrated_database(runner, database_env):
 # ---------------------------------------------------------------------------------- offline fit
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-def test_fit_prints_the_temperature_of_a_direct_fit(runner, tmp_path, fmt):
+@pytest.mark.parametrize(("fmt", "refit"), [("csv", "--no-refit"), ("jsonl", "--refit")])
+def test_fit_prints_the_temperature_of_a_direct_fit(runner, tmp_path, fmt, refit):
     P, y = overconfident_data(600, t0=2.0, seed=3)
     data = tmp_path / f"data.{fmt}"
     (write_csv if fmt == "csv" else write_jsonl)(data, P, y)
@@ -143,7 +143,7 @@ def test_fit_prints_the_temperature_of_a_direct_fit(runner, tmp_path, fmt):
         cli,
         [
             *("fit", str(data), "--eps", "0.001", "--holdout", "0.25", "--seed", "7"),
-            *("--output", str(output)),
+            *("--output", str(output), refit),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -151,6 +151,9 @@ def test_fit_prints_the_temperature_of_a_direct_fit(runner, tmp_path, fmt):
     # The split is spelled out here on purpose: it pins the documented semantics.
     order = np.random.default_rng(7).permutation(len(y))
     fit_rows = np.sort(order[round(0.25 * len(y)) :])
+    if refit == "--refit":  # the written calibrator is refitted on every row
+        fit_rows = np.arange(len(y))
+        assert "written calibrator: refitted on all 600 rows" in result.stdout
     direct = TemperatureScaling(objective="nll", eps=0.001, random_state=7)
     direct.fit(P[fit_rows], y[fit_rows])
     printed = float(re.search(r"temperature: ([0-9.]+)", result.stdout).group(1))

@@ -159,7 +159,8 @@ def test_option_parsers():
 
 def test_fit_with_holdout_recovers_the_temperature_and_round_trips():
     P, y = overconfident_data(3000, t0=2.0)
-    result = fit_with_holdout(P, y, LABELS, eps=1e-3, holdout=0.3, seed=1)
+    result = fit_with_holdout(P, y, LABELS, eps=1e-3, holdout=0.3, seed=1, refit=False)
+    assert result.validation_calibrator is result.calibrator
     direct = TemperatureScaling(eps=1e-3, random_state=1).fit(
         P[result.fit_rows], y[result.fit_rows]
     )
@@ -172,3 +173,13 @@ def test_fit_with_holdout_recovers_the_temperature_and_round_trips():
     assert content["labels"] == LABELS
     rebuilt = calibrator_from_dict(content)
     np.testing.assert_allclose(rebuilt.transform(P[:5]), result.calibrator.transform(P[:5]))
+
+
+def test_refit_writes_the_calibrator_fitted_on_every_row_with_the_same_report():
+    P, y = overconfident_data(1000, t0=2.0)
+    kept = fit_with_holdout(P, y, LABELS, eps=1e-3, holdout=0.3, seed=1, refit=False)
+    refit = fit_with_holdout(P, y, LABELS, eps=1e-3, holdout=0.3, seed=1)
+    everything = TemperatureScaling(eps=1e-3, random_state=1).fit(P, y)
+    assert refit.calibrator.temperature_ == everything.temperature_
+    assert refit.validation_calibrator.temperature_ == kept.calibrator.temperature_
+    assert refit.report == kept.report

@@ -8,50 +8,18 @@ from fastapi import APIRouter, Query, status
 
 from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep
 from app.api.errors import error_responses
-from app.models import Calibration
 from app.schemas.calibrations import (
-    CalibrationBase,
     CalibrationOut,
     CalibrationSummary,
     FitRequest,
     ReportQuery,
+    TaskReport,
 )
 from app.schemas.common import RowId
 from app.services import fitting as fitting_service
 from app.services.tasks import active_calibration, get_task
 
 router = APIRouter(prefix="/tasks/{name}", tags=["calibrations"])
-
-
-# Stored with a calibration for the service's own use, too large for API answers.
-_INTERNAL_DATA_KEYS = ("eval_example_ids", "decision_curves")
-
-
-def _common_fields(calibration: Calibration) -> dict[str, Any]:
-    return CalibrationBase.model_validate(calibration).model_dump()
-
-
-def calibration_out(calibration: Calibration, task_name: str) -> CalibrationOut:
-    data = {k: v for k, v in calibration.data.items() if k not in _INTERNAL_DATA_KEYS}
-    return CalibrationOut(
-        **_common_fields(calibration),
-        task=task_name,
-        activated_at=calibration.activated_at,
-        fit_request=calibration.fit_request,
-        data=data,
-        metrics=calibration.metrics,
-        conventions=calibration.conventions,
-    )
-
-
-def calibration_summary(calibration: Calibration) -> CalibrationSummary:
-    return CalibrationSummary(
-        **_common_fields(calibration),
-        n_fit=calibration.data.get("n_fit", 0),
-        n_eval=calibration.data.get("n_eval", 0),
-        ece_before=calibration.metrics.get("before", {}).get("ece"),
-        ece_after=calibration.metrics.get("after", {}).get("ece"),
-    )
 
 
 @router.post(
@@ -65,7 +33,7 @@ def fit(
 ) -> CalibrationOut:
     task = get_task(session, name)
     calibration = fitting_service.fit_task(session, task, body, settings)
-    return calibration_out(calibration, task.name)
+    return fitting_service.calibration_out(calibration, task.name)
 
 
 @router.get(
@@ -73,7 +41,10 @@ def fit(
 )
 def list_calibrations(name: str, session: SessionDep, _key: AnyKey) -> list[CalibrationSummary]:
     task = get_task(session, name)
-    return [calibration_summary(c) for c in fitting_service.list_calibrations(session, task)]
+    return [
+        fitting_service.calibration_summary(c)
+        for c in fitting_service.list_calibrations(session, task)
+    ]
 
 
 @router.get(
@@ -83,7 +54,9 @@ def get_calibration(
     name: str, calibration_id: RowId, session: SessionDep, _key: AnyKey
 ) -> CalibrationOut:
     task = get_task(session, name)
-    return calibration_out(fitting_service.get_calibration(session, task, calibration_id), name)
+    return fitting_service.calibration_out(
+        fitting_service.get_calibration(session, task, calibration_id), name
+    )
 
 
 @router.post(
@@ -97,10 +70,15 @@ def activate(
     task = get_task(session, name)
     calibration = fitting_service.get_calibration(session, task, calibration_id)
     fitting_service.activate(session, task, calibration)
-    return calibration_out(calibration, name)
+    return fitting_service.calibration_out(calibration, name)
 
 
-@router.get("/report", responses=error_responses(404))
+@router.get(
+    "/report",
+    response_model=TaskReport,
+    response_model_exclude_unset=True,
+    responses=error_responses(404),
+)
 def report(
     name: str, query: Annotated[ReportQuery, Query()], session: SessionDep, _key: AnyKey
 ) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from app.api.deps import SessionDep, SettingsDep
 from app.dashboard import auth, extras, views
 from app.dashboard.auth import AdminDep
 from app.dashboard.pages import redirect, render, task_url
-from app.dashboard.routing import dashboard_router
+from app.dashboard.routing import FormRejected, dashboard_router
 from app.errors import ServiceError
 from app.schemas.calibrations import FitRequest
 from app.schemas.common import RowId
@@ -29,6 +29,7 @@ FIT_DEFAULTS = {
     "eps": "0.01",
     "holdout": "0.3",
     "seed": "0",
+    "refit": True,
     "activate": True,
     "source": "auto",
     **extras.CONFORMAL_DEFAULTS,
@@ -84,6 +85,7 @@ def _fit_values(form: FormData) -> dict[str, Any]:
         "eps": text("eps"),
         "holdout": text("holdout"),
         "seed": text("seed"),
+        "refit": form.get("refit") is not None,
         "activate": form.get("activate") is not None,
         "source": text("source"),
         **extras.conformal_values(form),
@@ -110,6 +112,7 @@ def _fit_request(values: dict[str, Any]) -> tuple[FitRequest | None, list[str]]:
         "objective": values["objective"],
         "eps": "auto" if values["eps_mode"] == "auto" else numbers["eps"],
         "validation": {"holdout": numbers["holdout"], "seed": numbers["seed"]},
+        "refit": values["refit"],
         "activate": values["activate"],
         "source": values["source"],
         "conformal": conformal,
@@ -142,16 +145,18 @@ def fit(
     try:
         calibration = fitting_service.fit_task(session, task, fit_request, settings)
     except ServiceError as exc:
-        session.rollback()
-        return _fit_page(
-            request,
-            session,
-            admin,
-            name,
-            form_values=values,
-            form_errors=[exc.message],
-            status_code=exc.status_code,
-        )
+        errors, status_code = [exc.message], exc.status_code
+        raise FormRejected(
+            lambda fresh: _fit_page(
+                request,
+                fresh,
+                admin,
+                name,
+                form_values=values,
+                form_errors=errors,
+                status_code=status_code,
+            )
+        ) from exc
     state = "and activated" if calibration.is_active else "(not activated)"
     message = f"Fitted version {calibration.version} {state}: T = {calibration.temperature:.3f}."
     url = f"{task_url(name, 'fit')}?calibration={calibration.id}"

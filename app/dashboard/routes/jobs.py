@@ -11,7 +11,7 @@ from app.dashboard import auth, views
 from app.dashboard.auth import AdminDep
 from app.dashboard.pages import redirect, task_url
 from app.dashboard.routes.tasks import task_data_page
-from app.dashboard.routing import dashboard_router
+from app.dashboard.routing import FormRejected, dashboard_router
 from app.errors import ServiceError
 from app.services import elicitation as elicitation_service
 from app.services import jobs as job_service
@@ -34,8 +34,9 @@ def start_elicitation(
     try:
         job = elicitation_service.start_elicitation(session, task, settings)
     except ServiceError as exc:
-        session.rollback()
-        return redirect(request, task_url(name) + "#elicitation", exc.message, "error")
+        url = task_url(name) + "#elicitation"
+        message = exc.message
+        raise FormRejected(lambda _: redirect(request, url, message, "error")) from exc
     message = (
         f"Elicitation job started: {job.total} examples to ask about."
         if job.total
@@ -74,8 +75,9 @@ def cancel_job(
     try:
         job = job_service.cancel_job(session, job)
     except ServiceError as exc:
-        session.rollback()
-        return redirect(request, task_url(task_name) + "#elicitation", exc.message, "error")
+        url = task_url(task_name) + "#elicitation"
+        message = exc.message
+        raise FormRejected(lambda _: redirect(request, url, message, "error")) from exc
     message = (
         "Job cancelled."
         if job.status == "cancelled"

@@ -12,7 +12,7 @@ from app.api.deps import SessionDep, SettingsDep
 from app.dashboard import auth, views
 from app.dashboard.auth import AdminDep
 from app.dashboard.pages import redirect, render, task_url
-from app.dashboard.routing import dashboard_router
+from app.dashboard.routing import FormRejected, dashboard_router
 from app.errors import InvalidInputError
 from app.llm.check import ServerCheck
 from app.services import examples as example_service
@@ -73,14 +73,15 @@ def upload_examples(
         rows = uploads.parse_upload(content, upload.content_type or "", upload.filename)
         result = example_service.import_examples(session, task, rows, settings)
     except InvalidInputError as exc:
-        # Nothing of a rejected file may be committed by the request's session.
-        session.rollback()
+        # Raised, so that nothing of a rejected file is committed by the request's session.
         failure = {
             "message": exc.message,
             "errors": exc.details if isinstance(exc.details, list) else [],
             "filename": upload.filename,
         }
-        return task_data_page(request, session, admin, name, 422, failure)
+        raise FormRejected(
+            lambda fresh: task_data_page(request, fresh, admin, name, 422, failure)
+        ) from exc
     message = (
         f"Imported {upload.filename}: {result.received} rows, {result.inserted} new, "
         f"{result.updated} updated, {result.unchanged} unchanged."

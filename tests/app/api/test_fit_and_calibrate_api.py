@@ -5,6 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from calibrators.resoftmax import ResoftmaxScaling
+from calibrators.splits import holdout_split
+from calibrators.temperature import TemperatureScaling
 from tests.app.factories import LABELS, T0, overconfident_items
 
 
@@ -36,7 +39,9 @@ def test_fit_recovers_temperature_and_improves_held_out_ece(client, task):
     assert fit["data"]["source"] == "imported"
     assert fit["metrics"]["after"]["ece"] < fit["metrics"]["before"]["ece"]
     assert fit["metrics"]["after"]["nll"] < fit["metrics"]["before"]["nll"]
-    assert set(fit["metrics"]["comparison"]) == {"vector", "isotonic"}
+    assert set(fit["metrics"]["comparison"]) == {"vector", "isotonic", "resoftmax"}
+    assert fit["metrics"]["comparison"]["resoftmax"]["baseline"] is True
+    assert fit["metrics"]["estimate"] == "held_out"
     assert fit["conventions"]["n_bins"] == 15
     summary = client.get("/tasks/t").json()["active_calibration"]
     assert summary["version"] == 1
@@ -269,3 +274,74 @@ def test_out_of_range_calibration_ids_are_422(client, task, bad_id):
         r = getattr(client, method)(path)
         assert r.status_code == 422, (path, r.text)
         assert r.json()["error"]["code"] == "validation_error"
+
+
+def _imported_arrays(n=1500):
+    items = overconfident_items(n)
+    P = np.array([[item["probabilities"][k] for k in LABELS] for item in items])
+    return P, np.array([LABELS.index(item["label"]) for item in items])
+
+
+def test_refit_serves_the_calibrator_fitted_on_every_row(client, app_client, task):
+    body = {"eps": 1e-3, "validation": {"holdout": 0.3, "seed": 1}}
+    kept = client.post("/tasks/t/fit", json=body | {"refit": False}).json()
+    refit = client.post("/tasks/t/fit", json=body).json()
+    P, y = _imported_arrays()
+    everything = TemperatureScaling(eps=1e-3, random_state=1).fit(P, y)
+    fit_rows, _ = holdout_split(1500, 0.3, 1)
+    part = TemperatureScaling(eps=1e-3, random_state=1).fit(P[fit_rows], y[fit_rows])
+    assert refit["temperature"] == pytest.approx(everything.temperature_, rel=1e-12)
+    assert kept["temperature"] == pytest.approx(part.temperature_, rel=1e-12)
+    assert refit["temperature"] != kept["temperature"]
+    assert (refit["data"]["refit"], refit["data"]["n_served_fit"]) == (True, 1500)
+    assert (kept["data"]["refit"], kept["data"]["n_served_fit"]) == (False, 1050)
+    assert "validation_calibrator" not in refit["data"]
+    # /calibrate applies the refitted (active) calibrator.
+    served = app_client.post(
+        "/calibrate", json={"task": "t", "probabilities": {"a": 0.8, "b": 0.1, "c": 0.1}}
+    ).json()
+    expected = everything.transform([[0.8, 0.1, 0.1]])[0]
+    assert [served["probabilities"][k] for k in LABELS] == pytest.approx(expected, rel=1e-9)
+
+
+def test_refitting_leaves_the_held_out_metrics_unchanged(client, task):
+    body = {"validation": {"holdout": 0.3, "seed": 2}}
+    kept = client.post("/tasks/t/fit", json=body | {"refit": False}).json()
+    refit = client.post("/tasks/t/fit", json=body).json()
+    for key in ("estimate", "before", "after", "ci_before", "ci_after", "comparison"):
+        assert refit["metrics"][key] == kept["metrics"][key], key
+    assert refit["metrics"]["estimate"] == "held_out"
+    reports = [
+        client.get("/tasks/t/report", params={"calibration_id": fit["id"]}).json()
+        for fit in (kept, refit)
+    ]
+    for report, fit in zip(reports, (kept, refit), strict=True):
+        assert report["calibrated"]["metrics"] == pytest.approx(fit["metrics"]["after"], rel=1e-12)
+        assert report["data"]["estimate"] == "held_out"
+        assert report["data"]["refit"] is fit["data"]["refit"]
+    assert reports[0]["operating_points"] == reports[1]["operating_points"]
+
+
+def test_k_fold_fits_are_out_of_fold_estimates_and_always_refit(client, task):
+    fit = client.post("/tasks/t/fit", json={"validation": {"folds": 3}, "refit": False}).json()
+    assert fit["metrics"]["estimate"] == "out_of_fold"
+    assert (fit["data"]["refit"], fit["data"]["n_served_fit"]) == (True, 1500)
+    report = client.get("/tasks/t/report").json()
+    assert report["data"]["estimate"] == "out_of_fold"
+
+
+def test_resoftmax_baseline_can_be_fitted_and_served(client, app_client, task):
+    r = client.post("/tasks/t/fit", json={"method": "resoftmax"})
+    assert r.status_code == 201, r.text
+    fit = r.json()
+    assert fit["method"] == "resoftmax"
+    assert fit["eps"] is None
+    assert set(fit["metrics"]["comparison"]) == {"temperature", "vector", "isotonic"}
+    P, y = _imported_arrays()
+    everything = ResoftmaxScaling().fit(P, y)
+    assert fit["temperature"] == pytest.approx(everything.temperature_, rel=1e-12)
+    served = app_client.post(
+        "/calibrate", json={"task": "t", "probabilities": {"a": 0.8, "b": 0.1, "c": 0.1}}
+    ).json()
+    expected = everything.transform([[0.8, 0.1, 0.1]])[0]
+    assert [served["probabilities"][k] for k in LABELS] == pytest.approx(expected, rel=1e-9)

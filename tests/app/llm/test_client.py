@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from app.llm.client import LLMClient, RetryPolicy, parse_retry_after
+from app.llm.client import LLMClient, RetryPolicy, mean_distribution, parse_retry_after
 from app.llm.config import LLMConfig
 from app.llm.errors import LLMError
 from app.llm.synthetic import TICKET_LABELS, generate_examples
@@ -418,3 +418,14 @@ def test_elicit_many_restricts_each_text_to_its_sample_indices(simulator, run_as
     assert [s.index for s in results[1].samples] == [0, 1, 2]
     with pytest.raises(ValueError, match="one entry per text"):
         run_async(client.elicit_many(TEXTS[:2], LABELS, sample_indices=[[0]]))
+
+
+def test_mean_distribution_is_the_elementwise_mean_in_label_order():
+    # (0.5 + 0.25 + 0.75) / 3 = 0.5, (0.5 + 0.75 + 0.25) / 3 = 0.5; a single sample is itself.
+    assert mean_distribution([[0.5, 0.5], [0.25, 0.75], [0.75, 0.25]]) == [0.5, 0.5]
+    assert mean_distribution([[0.1, 0.2, 0.7]]) == [0.1, 0.2, 0.7]
+    assert mean_distribution([[0.2, 0.8], [0.6, 0.4]]) == [0.4, 0.6000000000000001]
+    with pytest.raises(ValueError):
+        mean_distribution([])
+    with pytest.raises(ValueError):
+        mean_distribution([[0.5, 0.5], [1.0]])

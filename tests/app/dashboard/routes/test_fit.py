@@ -95,3 +95,14 @@ def test_fit_page_before_any_fit_shows_the_raw_diagram(admin_client, task):
 def test_unknown_calibration_is_a_404(admin_client, task):
     assert admin_client.get("/admin/tasks/t/fit?calibration=999").status_code == 404
     assert admin_client.get("/admin/tasks/t/fit?calibration=abc").status_code == 422
+
+
+def test_fit_form_refits_by_default_and_labels_the_estimate(admin_client, task):
+    form = admin_client.get("/admin/tasks/t/fit").text
+    assert re.search(r'<input type="checkbox" name="refit" value="on"\s+checked>', form)
+    page = admin_client.get(fit(admin_client, refit="on")).text
+    assert re.search(r'id="served-fit">refitted on all \d+ labelled rows<', page)
+    assert "Held-out metrics: raw → calibrated" in page
+    assert ">resoftmax (baseline)" in page
+    kept = admin_client.get(fit(admin_client)).text
+    assert "(no refit)" in kept
