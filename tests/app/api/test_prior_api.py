@@ -16,16 +16,9 @@ SHIFTED = np.array([0.1, 0.2, 0.3, 0.4])  # the generator's own mix is (0.35, 0.
 
 
 @pytest.fixture
-def settings(database_url) -> Settings:
-    return Settings(
-        database_url=database_url,
-        embedded_worker=False,
-        secret_key="test-secret",
-        min_fit_examples=20,
-        log_json=False,
-        prior_window=5_000,
-        prior_min_requests=50,
-    )
+def settings(settings) -> Settings:
+    """The API tests' settings with a wider prior window and a lower minimum."""
+    return settings.model_copy(update={"prior_window": 5_000, "prior_min_requests": 50})
 
 
 def probabilities(row, labels=TICKETS):
