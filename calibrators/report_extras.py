@@ -33,8 +33,8 @@ from calibrators.smooth_ece import DEFAULT_N_BOOT, smooth_reliability_diagram
 DEFAULT_CONFORMAL_FOLDS = 10
 # The smooth band's bootstrap costs O(resamples × rows) time and memory (the resample counts
 # are a dense matrix): beyond this many cells the resamples are reduced, to no fewer than
-# MIN_BAND_RESAMPLES. 5e6 cells is about 1 s per series on one core.
-MAX_BAND_CELLS = 5_000_000
+# MIN_BAND_RESAMPLES.
+MAX_BAND_CELLS = 2_000_000
 MIN_BAND_RESAMPLES = 20
 DECOMPOSITION_GROUPINGS = ("distinct", "top_label")
 CONVENTIONS = {
