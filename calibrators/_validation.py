@@ -27,12 +27,16 @@ def _name_rows(rows: np.ndarray) -> str:
 
 def invalid_rows(P: np.ndarray) -> np.ndarray:
     """Indices of rows with a negative, NaN or infinite entry, or whose sum is zero."""
-    P = np.asarray(P, dtype=np.float64)
-    bad_entry = ~np.isfinite(P) | (P < 0)
-    bad = bad_entry.any(axis=1)
+    return np.flatnonzero(_invalid_row_mask(np.asarray(P, dtype=np.float64)))
+
+
+def _invalid_row_mask(P: np.ndarray, sums: np.ndarray | None = None) -> np.ndarray:
     with np.errstate(invalid="ignore"):
-        bad |= ~(P.sum(axis=1) > 0)
-    return np.flatnonzero(bad)
+        zero_sum = ~((P.sum(axis=1) if sums is None else sums) > 0)
+        # Fast path: two reductions over the whole array (NaN fails min >= 0; -inf too).
+        if P.size and P.min() >= 0 and P.max() < np.inf:
+            return zero_sum
+        return (~np.isfinite(P) | (P < 0)).any(axis=1) | zero_sum
 
 
 def check_probabilities(P, *, min_classes: int = 2) -> np.ndarray:
@@ -48,13 +52,13 @@ def check_probabilities(P, *, min_classes: int = 2) -> np.ndarray:
         raise ValueError(f"P must have at least {min_classes} columns; got {P.shape[1]}")
     if P.shape[0] == 0:
         raise ValueError("P has no rows")
-    bad = invalid_rows(P)
+    sums = P.sum(axis=1, keepdims=True)
+    bad = np.flatnonzero(_invalid_row_mask(P, sums[:, 0]))
     if bad.size:
         raise ValueError(
             "invalid probability rows (negative, NaN, infinite or all zero) at indices "
             + _name_rows(bad)
         )
-    sums = P.sum(axis=1, keepdims=True)
     if np.all(np.abs(sums - 1.0) <= ROW_SUM_TOLERANCE):
         return P
     return np.where(np.abs(sums - 1.0) <= ROW_SUM_TOLERANCE, P, P / sums)

@@ -70,18 +70,15 @@ def uniform_edges(n_bins: int) -> np.ndarray:
 def uniform_bin_ids(confidence: np.ndarray, n_bins: int) -> np.ndarray:
     """Right-closed uniform bin of each value: ``b`` such that ``e_b < c <= e_{b+1}``, c=0 → 0.
 
-    Equivalent to ``clip(searchsorted(edges, c, side="left"), 1, M) - 1`` but O(n) instead of
-    O(n log M): ``ceil(c·M)`` is off by at most one near an edge (rounding of the product), so
-    one comparison against the exact edges on each side corrects it.
+    A binary search of each value among the exact edges (``side="left"`` puts a value equal
+    to an edge in the lower bin), so no product ``c·M`` is rounded. Any shape; the result has
+    the shape of ``confidence``.
     """
     c = np.asarray(confidence, dtype=np.float64)
-    edges = uniform_edges(n_bins)
-    upper_edge = np.clip(np.ceil(c * n_bins).astype(np.int64), 1, n_bins)
-    upper_edge -= c <= edges[upper_edge - 1]
-    np.clip(upper_edge, 1, n_bins, out=upper_edge)
-    upper_edge += c > edges[upper_edge]
-    np.clip(upper_edge, 1, n_bins, out=upper_edge)
-    return upper_edge - 1
+    ids = np.searchsorted(uniform_edges(n_bins), c, side="left")
+    np.clip(ids, 1, n_bins, out=ids)
+    ids -= 1
+    return ids
 
 
 def quantile_split_points(n_items: int, n_bins: int) -> np.ndarray:

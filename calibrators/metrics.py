@@ -29,7 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import xlogy
 
 from calibrators._validation import check_labels, check_probabilities
 from calibrators.binning import assign_bins, check_binning, uniform_bin_ids
@@ -37,6 +36,7 @@ from calibrators.binning import assign_bins, check_binning, uniform_bin_ids
 DEFAULT_N_BINS = 15
 DEFAULT_BINNING = "uniform"
 LOG_LOSS_MIN_PROBABILITY = 1e-15
+_BLOCK_ROWS = 1 << 14
 
 
 def _check_inputs(P, y) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +82,18 @@ def spherical_rows(P: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def entropy_rows(P: np.ndarray) -> np.ndarray:
-    return -xlogy(P, P).sum(axis=1)
+    """``−Σ_k q_k log q_k`` per row, ``0·log 0 = 0``.
+
+    Computed by blocks of rows (temporaries stay in cache) as ``q · log max(q, tiny)``:
+    a zero entry contributes ``0 · log(tiny) = 0`` exactly.
+    """
+    entropy = np.empty(P.shape[0])
+    tiny = np.finfo(np.float64).tiny
+    for start in range(0, P.shape[0], _BLOCK_ROWS):
+        block = P[start : start + _BLOCK_ROWS]
+        log_block = np.log(np.maximum(block, tiny))
+        entropy[start : start + _BLOCK_ROWS] = -np.einsum("ij,ij->i", block, log_block)
+    return entropy
 
 
 # ----------------------------------------------------------------------------- binned statistics
@@ -163,13 +174,20 @@ def rms_calibration_error(P, y, n_bins: int = DEFAULT_N_BINS, binning: str = DEF
 
 def _classwise_ece_uniform(P: np.ndarray, y: np.ndarray, n_bins: int) -> np.ndarray:
     n, k = P.shape
-    # One bincount over all (bin, class) pairs instead of K separate passes.
-    keys = uniform_bin_ids(P.ravel(), n_bins) * k + np.tile(np.arange(k), n)
     size = n_bins * k
-    q_sum = np.bincount(keys, weights=P.ravel(), minlength=size).reshape(n_bins, k)
+    q_sum = np.zeros(size)
+    columns = np.arange(k)
+    # Blocks of rows keep the (rows × K) bin keys in cache; one bincount per block over all
+    # (bin, class) pairs instead of K separate passes.
+    for start in range(0, n, _BLOCK_ROWS):
+        block = P[start : start + _BLOCK_ROWS]
+        keys = uniform_bin_ids(block, n_bins)
+        keys *= k
+        keys += columns
+        q_sum += np.bincount(keys.ravel(), weights=block.ravel(), minlength=size)
     positive_keys = uniform_bin_ids(P[np.arange(n), y], n_bins) * k + y
-    positive_sum = np.bincount(positive_keys, minlength=size).reshape(n_bins, k)
-    return np.abs(positive_sum - q_sum).sum(axis=0) / n
+    positive_sum = np.bincount(positive_keys, minlength=size)
+    return np.abs(positive_sum - q_sum).reshape(n_bins, k).sum(axis=0) / n
 
 
 def _classwise_ece_quantile(P: np.ndarray, y: np.ndarray, n_bins: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from calibrators.thresholds import (
     DEFAULT_TARGET_RECALLS,
     check_max_points,
     check_targets,
+    group_rows,
     operating_points_unchecked,
     selective_curve_unchecked,
 )
@@ -245,6 +246,7 @@ def calibration_report(
             raise ValueError(f"calibrator.transform changed the shape {P.shape} → {scored.shape}")
         calibrated = _section(scored, y, *settings, notes, "calibrated")
         calibrated["calibrator"] = calibrator.to_dict()
+    grouped = group_rows(scored, y)
     conventions = CONVENTIONS | {"n_bins": n_bins, "binning": binning}
     conventions["bootstrap"] = CONVENTIONS["bootstrap"] | {
         "n_boot": n_boot,
@@ -259,10 +261,10 @@ def calibration_report(
         "raw": raw,
         "calibrated": calibrated,
         "operating_points": operating_points_unchecked(
-            scored, y, labels, target_precisions, target_recalls, max_points
+            grouped, labels, target_precisions, target_recalls, max_points
         ),
         "operating_points_on": "raw" if calibrator is None else "calibrated",
-        "selective": selective_curve_unchecked(scored, y, max_points),
+        "selective": selective_curve_unchecked(grouped, max_points),
     }
     report = sanitize(report, "report", notes)
     report["notes"] = notes

@@ -11,25 +11,20 @@ scaling should beat. As with temperature scaling, dividing by ``T > 0`` keeps th
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 
 from calibrators._dedup import label_weights, unique_probability_rows
 from calibrators._validation import check_labels, check_sample_weight
-from calibrators.base import (
-    Persisted,
-    check_n_classes,
-    check_positive_number,
-    fit_diagnostics,
-    restore_diagnostics,
-)
 from calibrators.logits import softmax_unchecked
-from calibrators.temperature import OBJECTIVES, LogTemperatureObjective, fit_log_temperature
+from calibrators.temperature import (
+    FittedTemperature,
+    LogTemperatureObjective,
+    check_search_params,
+    fit_log_temperature,
+)
 
 
-class ResoftmaxScaling(Persisted):
+class ResoftmaxScaling(FittedTemperature):
     """Re-softmax scaling ``q = softmax(P / T)`` (the baseline; see the module docstring).
 
     Parameters
@@ -57,7 +52,6 @@ class ResoftmaxScaling(Persisted):
     """
 
     method = "resoftmax"
-    _fitted_attribute = "temperature_"
 
     def __init__(self, objective="nll", bounds=(1e-3, 1e3), tol=1e-9, max_iter=100):
         self.objective = objective
@@ -66,19 +60,7 @@ class ResoftmaxScaling(Persisted):
         self.max_iter = max_iter
 
     def _validated_params(self):
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}; got {self.objective!r}")
-        try:
-            low, high = (float(b) for b in self.bounds)
-        except (TypeError, ValueError):
-            raise ValueError(f"bounds must be a pair (low, high); got {self.bounds!r}") from None
-        if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
-            raise ValueError(f"bounds must satisfy 0 < low < high, finite; got {self.bounds!r}")
-        tol = check_positive_number(self.tol, "tol")
-        max_iter = self.max_iter
-        if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
-            raise ValueError(f"max_iter must be an integer >= 1; got {max_iter!r}")
-        return (math.log(low), math.log(high)), tol, int(max_iter)
+        return check_search_params(self.objective, self.bounds, self.tol, self.max_iter)
 
     def fit(self, P, y, sample_weight=None):
         """Fit ``T`` on probabilities ``P`` (n, K) and labels ``y`` in ``0..K-1``."""
@@ -89,16 +71,8 @@ class ResoftmaxScaling(Persisted):
         weight = check_sample_weight(sample_weight, n_samples)
         W = label_weights(inverse, y, weight, unique.shape[0], n_classes)
         objective = LogTemperatureObjective(unique, W, self.objective)
-        u, n_iter, converged, at_bound = fit_log_temperature(objective, log_bounds, tol, max_iter)
-        self.temperature_ = math.exp(u)
-        self.objective_ = self.objective
-        self.n_classes_ = n_classes
-        self.n_iter_ = n_iter
-        self.converged_ = bool(converged)
-        self.at_bound_ = bool(at_bound)
-        self.loss_before_ = objective.value(0.0)
-        self.loss_after_ = objective.value(u)
-        self.n_unique_rows_ = int(unique.shape[0])
+        fit = fit_log_temperature(objective, log_bounds, tol, max_iter)
+        self._record_fit(objective, fit, unique.shape[0])
         return self
 
     def transform(self, P) -> np.ndarray:
@@ -114,27 +88,9 @@ class ResoftmaxScaling(Persisted):
             "max_iter": int(self.max_iter),
         }
 
-    def _fitted_dict(self) -> dict:
-        """``to_dict()["fitted"]``: ``temperature``, ``objective``, ``n_classes``, the fit's
-        ``n_iter``, ``converged``, ``loss_before``, ``loss_after``, and ``at_bound``,
-        ``n_unique_rows``."""
-        return {
-            "temperature": float(self.temperature_),
-            "objective": self.objective_,
-            "n_classes": int(self.n_classes_),
-            **fit_diagnostics(self),
-            "at_bound": bool(self.at_bound_),
-            "n_unique_rows": int(self.n_unique_rows_),
-        }
-
     @classmethod
     def from_dict(cls, data: dict) -> ResoftmaxScaling:
-        """Rebuild a fitted instance from :meth:`to_dict` output."""
-        model, fitted = cls._restore(data)
-        model.temperature_ = check_positive_number(fitted.get("temperature"), "temperature")
-        model.n_classes_ = check_n_classes(fitted.get("n_classes"))
-        model.objective_ = fitted.get("objective", model.objective)
-        restore_diagnostics(model, fitted)
-        model.at_bound_ = bool(fitted.get("at_bound", False))
-        model.n_unique_rows_ = int(fitted.get("n_unique_rows", 0))
-        return model
+        """Rebuild a fitted instance from :meth:`to_dict` output (``fitted``: ``temperature``,
+        ``objective``, ``n_classes``, ``n_iter``, ``converged``, ``loss_before``,
+        ``loss_after``, ``at_bound``, ``n_unique_rows``)."""
+        return cls._restore(data)[0]

@@ -227,7 +227,69 @@ def fit_log_temperature(
     return u, n_iter, converged, at_bound
 
 
-class TemperatureScaling(Persisted):
+def check_search_params(objective, bounds, tol, max_iter) -> tuple[tuple[float, float], float, int]:
+    """Validate a temperature search: ``objective`` in :data:`OBJECTIVES`, ``bounds`` a pair
+    ``0 < low < high`` (finite), ``tol > 0``, integer ``max_iter >= 1``.
+
+    Returns ``((log low, log high), tol, max_iter)``.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}; got {objective!r}")
+    try:
+        low, high = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"bounds must be a pair (low, high); got {bounds!r}") from None
+    if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
+        raise ValueError(f"bounds must satisfy 0 < low < high, finite; got {bounds!r}")
+    tol = check_positive_number(tol, "tol")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
+        raise ValueError(f"max_iter must be an integer >= 1; got {max_iter!r}")
+    return (math.log(low), math.log(high)), tol, int(max_iter)
+
+
+class FittedTemperature(Persisted):
+    """What every one-temperature calibrator stores: ``temperature_`` found by
+    :func:`fit_log_temperature`, its ``objective_``, ``n_classes_``, the fit diagnostics,
+    ``at_bound_`` and ``n_unique_rows_``."""
+
+    _fitted_attribute = "temperature_"
+
+    def _record_fit(self, objective: LogTemperatureObjective, fit, n_unique_rows: int) -> None:
+        """Set the fitted attributes from ``fit = fit_log_temperature(objective, ...)``."""
+        u, n_iter, converged, at_bound = fit
+        self.temperature_ = math.exp(u)
+        self.objective_ = objective.objective
+        self.n_classes_ = int(objective.Zc.shape[1])
+        self.n_iter_ = n_iter
+        self.converged_ = bool(converged)
+        self.at_bound_ = bool(at_bound)
+        self.loss_before_ = objective.value(0.0)
+        self.loss_after_ = objective.value(u)
+        self.n_unique_rows_ = int(n_unique_rows)
+
+    def _fitted_dict(self) -> dict:
+        return {
+            "temperature": float(self.temperature_),
+            "objective": self.objective_,
+            "n_classes": int(self.n_classes_),
+            **fit_diagnostics(self),
+            "at_bound": bool(self.at_bound_),
+            "n_unique_rows": int(self.n_unique_rows_),
+        }
+
+    @classmethod
+    def _restore(cls, data):
+        model, fitted = super()._restore(data)
+        model.temperature_ = check_positive_number(fitted.get("temperature"), "temperature")
+        model.n_classes_ = check_n_classes(fitted.get("n_classes"))
+        model.objective_ = fitted.get("objective", model.objective)
+        restore_diagnostics(model, fitted)
+        model.at_bound_ = bool(fitted.get("at_bound", False))
+        model.n_unique_rows_ = int(fitted.get("n_unique_rows", 0))
+        return model, fitted
+
+
+class TemperatureScaling(FittedTemperature):
     """Temperature scaling ``q = softmax(inverse_softmax(P, eps) / T)``.
 
     Parameters
@@ -276,7 +338,6 @@ class TemperatureScaling(Persisted):
     """
 
     method = "temperature"
-    _fitted_attribute = "temperature_"
 
     def __init__(
         self,
@@ -299,31 +360,21 @@ class TemperatureScaling(Persisted):
         self.max_iter = max_iter
 
     def _validated_params(self):
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}; got {self.objective!r}")
+        log_bounds, tol, max_iter = check_search_params(
+            self.objective, self.bounds, self.tol, self.max_iter
+        )
         eps = "auto" if isinstance(self.eps, str) and self.eps == "auto" else None
         if eps is None:
             if isinstance(self.eps, str):
                 raise ValueError(f"eps must be a number >= 0 or 'auto'; got {self.eps!r}")
             eps = check_eps(self.eps)
-        try:
-            low, high = (float(b) for b in self.bounds)
-        except (TypeError, ValueError):
-            raise ValueError(f"bounds must be a pair (low, high); got {self.bounds!r}") from None
-        if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
-            raise ValueError(f"bounds must satisfy 0 < low < high, finite; got {self.bounds!r}")
         grid = [check_positive_number(e, "every eps_grid value") for e in self.eps_grid]
         if not grid:
             raise ValueError("eps_grid must not be empty")
         folds = self.auto_folds
         if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
             raise ValueError(f"auto_folds must be an integer >= 2; got {folds!r}")
-        tol = check_positive_number(self.tol, "tol")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral):
-            raise ValueError(f"max_iter must be an integer >= 1; got {self.max_iter!r}")
-        if self.max_iter < 1:
-            raise ValueError(f"max_iter must be an integer >= 1; got {self.max_iter!r}")
-        return eps, (math.log(low), math.log(high)), grid, int(folds), tol, int(self.max_iter)
+        return eps, log_bounds, grid, int(folds), tol, max_iter
 
     def fit(self, P, y, sample_weight=None):
         """Fit ``T`` on probabilities ``P`` (n, K) and labels ``y`` in ``0..K-1``.
@@ -346,18 +397,10 @@ class TemperatureScaling(Persisted):
             )
         Z = inverse_softmax_unchecked(unique, eps)
         objective = LogTemperatureObjective(Z, W, self.objective)
-        u, n_iter, converged, at_bound = fit_log_temperature(objective, log_bounds, tol, max_iter)
-        self.temperature_ = math.exp(u)
+        fit = fit_log_temperature(objective, log_bounds, tol, max_iter)
+        self._record_fit(objective, fit, unique.shape[0])
         self.eps_ = eps
-        self.objective_ = self.objective
-        self.n_classes_ = n_classes
-        self.n_iter_ = n_iter
-        self.converged_ = bool(converged)
-        self.at_bound_ = bool(at_bound)
-        self.loss_before_ = objective.value(0.0)
-        self.loss_after_ = objective.value(u)
         self.eps_scores_ = eps_scores
-        self.n_unique_rows_ = int(unique.shape[0])
         return self
 
     def _select_eps(self, unique, inverse, y, weight, grid, folds, log_bounds, tol, max_iter):
@@ -426,27 +469,12 @@ class TemperatureScaling(Persisted):
         ``at_bound``, ``loss_before``, ``loss_after``, ``eps_scores``, ``n_unique_rows``).
         Floats round-trip exactly through JSON, so :meth:`from_dict` transforms identically.
         """
-        return {
-            "temperature": float(self.temperature_),
-            "eps": float(self.eps_),
-            "objective": self.objective_,
-            "n_classes": int(self.n_classes_),
-            **fit_diagnostics(self),
-            "at_bound": bool(self.at_bound_),
-            "eps_scores": self.eps_scores_,
-            "n_unique_rows": int(self.n_unique_rows_),
-        }
+        return super()._fitted_dict() | {"eps": float(self.eps_), "eps_scores": self.eps_scores_}
 
     @classmethod
     def from_dict(cls, data: dict) -> TemperatureScaling:
         """Rebuild a fitted instance from :meth:`to_dict` output."""
         model, fitted = cls._restore(data)
-        model.temperature_ = check_positive_number(fitted.get("temperature"), "temperature")
         model.eps_ = check_eps(fitted.get("eps"))
-        model.n_classes_ = check_n_classes(fitted.get("n_classes"))
-        model.objective_ = fitted.get("objective", model.objective)
-        restore_diagnostics(model, fitted)
-        model.at_bound_ = bool(fitted.get("at_bound", False))
         model.eps_scores_ = fitted.get("eps_scores")
-        model.n_unique_rows_ = int(fitted.get("n_unique_rows", 0))
         return model

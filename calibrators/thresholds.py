@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from calibrators._dedup import unique_rows
 from calibrators._validation import check_labels, check_probabilities
 
 DEFAULT_TARGET_PRECISIONS = (0.8, 0.9, 0.95, 0.99)
@@ -48,15 +49,21 @@ class PrecisionRecallPoints:
     n_positive: int
 
 
-def precision_recall_points(scores, is_positive) -> PrecisionRecallPoints:
+def precision_recall_points(scores, is_positive, counts=None) -> PrecisionRecallPoints:
     """All operating points ``score >= t`` for each distinct score ``t`` (O(n log n)).
 
     Only values are sorted (``np.sort``, several times cheaper than ``np.argsort`` of n
     floats): the descending run of scores gives the thresholds, support and score sums (equal
     scores are interchangeable, so the sums are those of any descending order), and the true
     positives at ``t`` count the sorted positive scores ``>= t`` by binary search.
+
+    With ``counts``, the inputs are groups of rows: ``scores[g]`` is the score of
+    ``counts[g]`` rows of which ``is_positive[g]`` (an integer) are positive. The points are
+    those of the ungrouped rows, at the cost of sorting the groups only.
     """
     scores = np.asarray(scores, dtype=np.float64)
+    if counts is not None:
+        return _grouped_points(scores, np.asarray(is_positive), np.asarray(counts))
     positive = np.asarray(is_positive, dtype=bool)
     s_desc = np.sort(scores)[::-1]
     # Last index of each run of equal scores: the point s >= t includes the whole run.
@@ -65,9 +72,26 @@ def precision_recall_points(scores, is_positive) -> PrecisionRecallPoints:
     positive_scores = np.sort(scores[positive])
     n_positive = int(positive_scores.size)
     true_pos = n_positive - np.searchsorted(positive_scores, thresholds_desc, side="left")
-    true_pos = true_pos.astype(np.int64)
-    support = run_ends + 1
     score_sums = np.cumsum(s_desc)[run_ends]
+    return _points(thresholds_desc, true_pos, run_ends + 1, score_sums, n_positive)
+
+
+def _grouped_points(scores, positives, counts) -> PrecisionRecallPoints:
+    order = np.argsort(scores)[::-1]
+    s_desc = scores[order]
+    run_ends = np.flatnonzero(np.diff(s_desc, append=-np.inf))
+    counts_desc = counts[order]
+    true_pos = np.cumsum(positives[order])[run_ends]
+    support = np.cumsum(counts_desc)[run_ends]
+    score_sums = np.cumsum(s_desc * counts_desc)[run_ends]
+    n_positive = int(positives.sum())
+    return _points(s_desc[run_ends], true_pos, support, score_sums, n_positive)
+
+
+def _points(thresholds_desc, true_pos, support, score_sums, n_positive) -> PrecisionRecallPoints:
+    """Points from descending thresholds and the cumulative counts and sums at each."""
+    true_pos = true_pos.astype(np.int64)
+    support = support.astype(np.int64)
     recall = true_pos[::-1] / n_positive if n_positive else None
     return PrecisionRecallPoints(
         thresholds=thresholds_desc[::-1],
@@ -77,6 +101,30 @@ def precision_recall_points(scores, is_positive) -> PrecisionRecallPoints:
         expected_precision=np.minimum(score_sums / support, 1.0)[::-1],
         n_positive=n_positive,
     )
+
+
+@dataclass(frozen=True)
+class GroupedRows:
+    """Distinct probability rows and, per row and class, how many rows have it with that label.
+
+    Operating points, decision curves and the selective curve sort these rows, not all n:
+    verbalized (and calibrated) distributions repeat massively.
+    """
+
+    unique: np.ndarray  # (U, K)
+    label_counts: np.ndarray  # (U, K) int64
+
+    @property
+    def counts(self) -> np.ndarray:
+        return self.label_counts.sum(axis=1)
+
+
+def group_rows(P: np.ndarray, y: np.ndarray) -> GroupedRows:
+    """:class:`GroupedRows` of validated ``P`` and ``y`` (rows compared bitwise)."""
+    unique, inverse = unique_rows(P)
+    n_unique, n_classes = unique.shape
+    flat = np.bincount(inverse * n_classes + y, minlength=n_unique * n_classes)
+    return GroupedRows(unique, flat.reshape(n_unique, n_classes).astype(np.int64))
 
 
 def _point(points: PrecisionRecallPoints, index: int, target: float) -> dict:
@@ -171,10 +219,16 @@ def decision_curves(P, y, labels, max_points: int | None = MAX_DECISION_POINTS) 
     if len(labels) != P.shape[1]:
         raise ValueError(f"labels must name the {P.shape[1]} columns of P; got {len(labels)}")
     max_points = check_max_points(max_points)
+    grouped = group_rows(P, y)
     return {
-        label: _curve(precision_recall_points(P[:, k], y == k), max_points, recall=False)
+        label: _curve(_class_points(grouped, k), max_points, recall=False)
         for k, label in enumerate(labels)
     }
+
+
+def _class_points(grouped: GroupedRows, k: int) -> PrecisionRecallPoints:
+    """One-vs-rest points of class ``k``: score ``q_k``, positives ``y = k``."""
+    return precision_recall_points(grouped.unique[:, k], grouped.label_counts[:, k], grouped.counts)
 
 
 def operating_points(
@@ -203,14 +257,18 @@ def operating_points(
     target_precisions = check_targets(target_precisions, "target_precisions")
     target_recalls = check_targets(target_recalls, "target_recalls")
     max_points = check_max_points(max_points)
-    return operating_points_unchecked(P, y, labels, target_precisions, target_recalls, max_points)
+    return operating_points_unchecked(
+        group_rows(P, y), labels, target_precisions, target_recalls, max_points
+    )
 
 
-def operating_points_unchecked(P, y, labels, target_precisions, target_recalls, max_points) -> dict:
-    """:func:`operating_points` on validated ``P``, ``y``, labels and parameters."""
+def operating_points_unchecked(
+    grouped: GroupedRows, labels, target_precisions, target_recalls, max_points
+) -> dict:
+    """:func:`operating_points` on validated, grouped rows, labels and parameters."""
     result = {}
     for k, label in enumerate(labels):
-        points = precision_recall_points(P[:, k], y == k)
+        points = _class_points(grouped, k)
         at_precision = [(t, precision_target_index(points, t)) for t in target_precisions]
         at_recall = [(t, recall_target_index(points, t)) for t in target_recalls]
         result[label] = {
@@ -238,16 +296,19 @@ def selective_curve(P, y, max_points: int | None = DEFAULT_MAX_POINTS) -> dict:
     P = check_probabilities(P)
     y = check_labels(y, P.shape[0], P.shape[1])
     max_points = check_max_points(max_points)
-    return selective_curve_unchecked(P, y, max_points)
+    return selective_curve_unchecked(group_rows(P, y), max_points)
 
 
-def selective_curve_unchecked(P, y, max_points) -> dict:
-    """:func:`selective_curve` on validated ``P``, ``y`` and ``max_points``."""
-    predicted = np.argmax(P, axis=1)
-    confidence = P[np.arange(P.shape[0]), predicted]
-    points = precision_recall_points(confidence, predicted == y)
+def selective_curve_unchecked(grouped: GroupedRows, max_points) -> dict:
+    """:func:`selective_curve` on validated, grouped rows and ``max_points``."""
+    rows = np.arange(grouped.unique.shape[0])
+    predicted = np.argmax(grouped.unique, axis=1)
+    counts = grouped.counts
+    points = precision_recall_points(
+        grouped.unique[rows, predicted], grouped.label_counts[rows, predicted], counts
+    )
     keep = downsample_indices(points.thresholds.shape[0], max_points)[::-1]
-    n = P.shape[0]
+    n = int(counts.sum())
     return {
         "threshold": points.thresholds[keep].tolist(),
         "coverage": (points.support[keep] / n).tolist(),

@@ -112,15 +112,24 @@ class ReportCalibration(BaseModel):
 
 
 class ReportData(BaseModel):
-    """Which data a report was computed on (``n_fit`` and ``validation`` for a calibration)."""
+    """Which data a report was computed on (``n_fit``, ``estimate`` (held_out / out_of_fold),
+    ``refit``, ``n_served_fit`` and ``validation`` for a calibration)."""
 
     source: str
     n_eval: int
     n_fit: int | None = None
     held_out: bool
-    estimate: str | None = None
-    refit: bool | None = None
-    n_served_fit: int | None = None
+    estimate: Literal["held_out", "out_of_fold"] | None = Field(
+        default=None,
+        description="What the calibrated metrics estimate: scores of rows the scoring "
+        "calibrator never saw (a holdout, or out of fold with k folds).",
+    )
+    refit: bool | None = Field(
+        default=None, description="Whether the served calibrator was refitted on every row."
+    )
+    n_served_fit: int | None = Field(
+        default=None, description="Rows the served calibrator was fitted on."
+    )
     validation: dict[str, Any] | None = None
 
 
@@ -145,7 +154,6 @@ class TaskReport(BaseModel):
     calibration: ReportCalibration | None
     data: ReportData
     comparison: dict[str, Any] | None = None
-    # calibrators.report_extras, {raw, calibrated} each; conformal: null without stored sets.
     smooth_ece: dict[str, Any] | None = None
     decompositions: dict[str, Any] | None = None
     aurc: dict[str, Any] | None = None

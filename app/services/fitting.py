@@ -291,11 +291,11 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
             "eval_example_ids": [int(i) for i in eval_ids],
             "class_counts_eval": report.get("class_counts"),
             "decision_curves": decision_curves(calibrated_eval, y_eval, labels),
+            **extra_data,
             "conformal": conformal_service.fit_conformal(
                 request.conformal, calibrated_eval, y_eval
             ),
             "class_prior": prior_service.training_prior(data.y, len(labels)),
-            **extra_data,
         },
         metrics={
             "estimate": OUT_OF_FOLD_ESTIMATE if folds else HELD_OUT_ESTIMATE,

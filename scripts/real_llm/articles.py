@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LABELS = ("business", "entertainment", "politics", "sport", "tech")
-"""The data set's five labels (its directory names)."""
+"""The five labels (the task's labels, as the data set's description spells them)."""
+
+DIRECTORY_LABELS = {"sports": "sport"}
+"""Directories of the data set not named as their label."""
 
 
 @dataclass(frozen=True)
@@ -40,12 +43,29 @@ def _decode(raw: bytes) -> str:
 
 
 def read_articles(root: Path, max_chars: int) -> list[Article]:
-    """Every ``<root>/<label>/<name>.txt`` as an Article (id ``label/name``), sorted by id."""
+    """Every ``<root>/<directory>/<name>.txt`` as an Article (id ``label/name``), by id.
+
+    A directory's label is its name, or ``DIRECTORY_LABELS[name]``; every label of ``LABELS``
+    must have one (else ValueError). The data set repeats some articles: a text seen before
+    (after cutting) is skipped, so every text is uploaded once.
+    """
+    directories = {
+        DIRECTORY_LABELS.get(path.name, path.name): path
+        for path in (sorted(root.iterdir()) if root.is_dir() else [])
+        if path.is_dir()
+    }
+    if sorted(directories) != sorted(LABELS):
+        raise ValueError(
+            f"expected one directory per label {list(LABELS)} under {root}, "
+            f"found {sorted(directories)}"
+        )
     articles = []
+    seen: set[str] = set()
     for label in LABELS:
-        for path in sorted((root / label).glob("*.txt")):
+        for path in sorted(directories[label].glob("*.txt")):
             text = cut(_decode(path.read_bytes()), max_chars)
-            if text:
+            if text and text not in seen:
+                seen.add(text)
                 articles.append(Article(f"{label}/{path.stem}", label, text))
     if not articles:
         raise ValueError(f"no articles under {root}/<label>/*.txt")

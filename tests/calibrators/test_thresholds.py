@@ -143,3 +143,28 @@ def test_decision_curves_downsample_like_every_curve():
     assert short["thresholds"] == [full["thresholds"][i] for i in keep]
     assert short["thresholds"][0] == full["thresholds"][0]
     assert short["thresholds"][-1] == full["thresholds"][-1]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_grouped_rows_give_the_points_of_every_row(seed):
+    from calibrators.thresholds import group_rows
+
+    rng = np.random.default_rng(seed)
+    grid = np.round(rng.dirichlet(np.ones(3), size=40) * 10) / 10
+    grid[grid.sum(axis=1) == 0, 0] = 1.0
+    P = check_probabilities(grid[rng.integers(0, 40, 2000)])
+    y = rng.integers(0, 3, 2000)
+    grouped = group_rows(P, y)
+    assert grouped.unique.shape[0] <= 40
+    assert grouped.counts.sum() == 2000
+    for k in range(3):
+        rows = precision_recall_points(P[:, k], y == k)
+        groups = precision_recall_points(
+            grouped.unique[:, k], grouped.label_counts[:, k], grouped.counts
+        )
+        np.testing.assert_array_equal(groups.thresholds, rows.thresholds)
+        np.testing.assert_array_equal(groups.precision, rows.precision)
+        np.testing.assert_array_equal(groups.recall, rows.recall)
+        np.testing.assert_array_equal(groups.support, rows.support)
+        np.testing.assert_allclose(groups.expected_precision, rows.expected_precision, rtol=1e-12)
+        assert groups.n_positive == rows.n_positive

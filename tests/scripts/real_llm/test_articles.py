@@ -60,14 +60,18 @@ def test_stratified_split_is_proportional_disjoint_and_reproducible():
 
 
 def test_read_articles_reads_every_label_directory_and_latin1_bytes(tmp_path):
-    (tmp_path / "business").mkdir()
+    for directory in ("business", "entertainment", "politics", "sports", "tech"):
+        (tmp_path / directory).mkdir()
+    (tmp_path / "sports" / "007.txt").write_text("Goal\n\nLate winner.")
     (tmp_path / "business" / "001.txt").write_bytes(b"Profits up\n\nUp by \xa35m.")
-    (tmp_path / "tech").mkdir()
     (tmp_path / "tech" / "002.txt").write_text("Chips\n\nFaster chips.")
+    (tmp_path / "tech" / "003.txt").write_text("Chips Faster\nchips.")  # a repeat: skipped
     articles = read_articles(tmp_path, 600)
     assert articles == [
         Article("business/001", "business", "Profits up Up by £5m."),
+        Article("sport/007", "sport", "Goal Late winner."),
         Article("tech/002", "tech", "Chips Faster chips."),
     ]
-    with pytest.raises(ValueError, match="no articles"):
-        read_articles(tmp_path / "missing", 600)
+    (tmp_path / "sports").rename(tmp_path / "football")
+    with pytest.raises(ValueError, match=r"found .*'football'"):
+        read_articles(tmp_path, 600)
