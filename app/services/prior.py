@@ -10,7 +10,8 @@ fit time as ``Calibration.data["class_prior"]``. The correction is
 ``q'_k ∝ (π'_k / π_k) q_k`` (``calibrators.adjust_to_prior``).
 
 Estimates are cached per (task, calibration) for ``VERBCAL_PRIOR_REFRESH_S`` seconds, so a busy
-task runs EM at most once per interval; an estimate needs ``VERBCAL_PRIOR_MIN_REQUESTS`` requests.
+task runs EM at most once per interval; an estimate needs ``VERBCAL_PRIOR_MIN_REQUESTS`` requests
+(until then nothing is cached, so the estimate starts with the request that reaches the count).
 """
 
 from __future__ import annotations
@@ -124,7 +125,10 @@ def _cached_estimate(session, task, served, settings) -> tuple[dict[str, Any] | 
     estimate, n = estimate_live_prior(
         session, task, served.calibrator, served.class_prior, settings
     )
-    ESTIMATE_CACHE.put(key, estimate, n)
+    # Too few requests is not cached: the next request may bring the count up (and reading
+    # fewer than VERBCAL_PRIOR_MIN_REQUESTS rows is cheap).
+    if estimate is not None:
+        ESTIMATE_CACHE.put(key, estimate, n)
     return estimate, n
 
 
