@@ -63,7 +63,7 @@ def validate_prior(labels: list[str], prior: Any) -> Any:
     return dict(zip(labels, values.tolist(), strict=True))
 
 
-class _EstimateCache:
+class EstimateCache:
     """The latest EM estimate per (task id, task creation time, calibration id), with its time.
 
     The creation time tells apart tasks that reuse a deleted task's id (a calibration id is
@@ -86,7 +86,7 @@ class _EstimateCache:
             self._items[key] = (time.monotonic(), estimate, n)
 
 
-ESTIMATE_CACHE = _EstimateCache()
+ESTIMATE_CACHE = EstimateCache()
 
 
 def recent_raw_probabilities(session: Session, task: Task, window: int) -> np.ndarray:

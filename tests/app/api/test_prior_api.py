@@ -7,7 +7,7 @@ import pytest
 
 from app.config import Settings
 from app.llm import synthetic
-from app.services.prior import _EstimateCache
+from app.services.prior import EstimateCache
 from calibrators import adjust_to_prior, log_loss
 from tests.app.factories import LABELS, overconfident_items
 from tests.calibrators.simulated import draw_tickets, stated
@@ -195,7 +195,7 @@ def test_estimate_is_reused_for_the_refresh_interval(client, app_client, task):
 
 
 def test_estimate_cache_with_zero_refresh_never_reuses():
-    cache = _EstimateCache()
+    cache = EstimateCache()
     cache.put(("task", 1), {"prior": [0.5, 0.5]}, 10)
     assert cache.get(("task", 1), 3600.0) == ({"prior": [0.5, 0.5]}, 10)
     assert cache.get(("task", 1), 0.0) is None
