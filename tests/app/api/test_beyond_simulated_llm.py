@@ -1,10 +1,13 @@
-"""Prior shift end to end with the simulated LLM (a real server on loopback, real openai client).
+"""Prior shift and conformal sets end to end with the simulated LLM (a real server on loopback,
+real openai client).
 
-Labelled tickets drawn with the generator's class mix are elicited and fitted; live traffic is
-texts drawn with another mix (generated tickets kept with probability ∝ target / source share)
-and sent as text to /calibrate/batch, so the LLM answers them. The EM estimate of the live prior
-must land within sampling tolerance of the traffic's true mix, and the prior-corrected
-probabilities must have a lower NLL on that traffic than the uncorrected ones.
+Prior: labelled tickets drawn with the generator's class mix are elicited and fitted; live
+traffic is texts drawn with another mix (generated tickets kept with probability ∝ target /
+source share) and sent as text to /calibrate/batch, so the LLM answers them. The EM estimate of
+the live prior must land within sampling tolerance of the traffic's true mix, and the
+prior-corrected probabilities must have a lower NLL on that traffic than the uncorrected ones.
+
+Conformal: sets stored with a fit cover fresh texts at their target within sampling tolerance.
 """
 
 import numpy as np
@@ -96,3 +99,39 @@ def test_live_prior_estimated_from_llm_traffic(
     before, after = log_loss(uncorrected[:500], y[:500]), log_loss(corrected, y[:500])
     print(f"NLL on the shifted traffic: uncorrected {before:.4f}, prior-corrected {after:.4f}")
     assert after < before
+
+
+def test_served_conformal_sets_cover_fresh_llm_traffic(
+    client, app_client, session_factory, settings, simulator_url
+):
+    # Sets fitted on 400 held-out elicited answers, served for 1,000 fresh texts (same mix).
+    # The coverage of split conformal sets, given the calibration rows, is Beta-distributed
+    # around >= 1 - alpha with sd sqrt(a(1-a)/n_cal); with the test rows' own binomial sd the
+    # tolerance is 3 times both combined.
+    llm = {"base_url": simulator_url, "model": "verbcal-simulated-llm", "concurrency": 16}
+    assert client.post("/tasks", json={"name": "tickets", "labels": LABELS, "llm": llm}).is_success
+    labelled = synthetic.generate_examples(800, seed=31)
+    examples = [{"id": e.id, "text": e.text, "label": e.label} for e in labelled]
+    assert client.post("/tasks/tickets/examples", json={"examples": examples}).is_success
+    assert client.post("/tasks/tickets/elicitations").status_code == 202
+    Worker(session_factory, settings).run_until_idle()
+    fit = client.post("/tasks/tickets/fit", json={"validation": {"holdout": 0.5, "seed": 0}})
+    assert fit.status_code == 201
+    fresh = synthetic.generate_examples(1000, seed=32)
+    for coverage in (0.8, 0.9):
+        covered, sizes = [], []
+        for start in range(0, len(fresh), 500):
+            chunk = fresh[start : start + 500]
+            items = [{"text": e.text, "coverage": coverage} for e in chunk]
+            r = app_client.post("/calibrate/batch", json={"task": "tickets", "items": items})
+            assert r.status_code == 200 and r.json()["failed"] == 0
+            for e, item in zip(chunk, r.json()["results"], strict=True):
+                labels = item["result"]["prediction_set"]["labels"]
+                covered.append(e.label in labels)
+                sizes.append(len(labels))
+        rate = float(np.mean(covered))
+        tolerance = 3 * np.sqrt(coverage * (1 - coverage) * (1 / 400 + 1 / len(fresh)))
+        print(
+            f"\ncoverage {coverage}: served sets cover {rate:.3f}, mean size {np.mean(sizes):.2f}"
+        )
+        assert rate >= coverage - tolerance
