@@ -29,6 +29,7 @@ from calibrators.conformal import ConformalSets
 from calibrators.decomposition import DEFAULT_N_BINS, aurc, score_decompositions
 from calibrators.report import sanitize
 from calibrators.smooth_ece import DEFAULT_N_BOOT, smooth_reliability_diagram
+from calibrators.splits import fold_assignment
 
 DEFAULT_CONFORMAL_FOLDS = 10
 # The smooth band's bootstrap costs O(resamples × rows) time and memory (the resample counts
@@ -51,15 +52,6 @@ CONVENTIONS = {
     "cross-conformal: held-out rows cut into seeded folds, thresholds fitted on the other "
     "folds, sets scored on each fold; threshold rank ceil((n+1)(1-alpha))",
 }
-
-
-def _fold_of(n: int, folds: int, seed: int) -> np.ndarray:
-    """Fold of every row: a ``default_rng(seed)`` permutation cut into near-equal parts."""
-    order = np.random.default_rng(seed).permutation(n)
-    fold_of = np.empty(n, dtype=np.int64)
-    for fold, part in enumerate(np.array_split(order, folds)):
-        fold_of[part] = fold
-    return fold_of
 
 
 def _weighted(entries: list[tuple[int, float | None]]) -> float | None:
@@ -134,7 +126,7 @@ def conformal_coverage(
     if n < 2:
         raise ValueError(f"cross-conformal coverage needs at least 2 rows; got {n}")
     n_folds = min(int(folds), n)
-    fold_of = _fold_of(n, n_folds, seed)
+    fold_of = fold_assignment(n, n_folds, seed)
     reports = []
     for fold in range(n_folds):
         test = fold_of == fold

@@ -9,11 +9,11 @@ import pytest
 from calibrators import TemperatureScaling, aurc, score_decompositions, smooth_reliability_diagram
 from calibrators.report_extras import (
     MAX_BAND_CELLS,
-    _fold_of,
     band_resamples,
     conformal_coverage,
     report_extras,
 )
+from calibrators.splits import fold_assignment
 from tests.calibrators.simulated import draw_tickets, stated
 
 LABELS = ["a", "b", "c", "d"]
@@ -86,7 +86,7 @@ def test_raw_only_and_undefined_log_score_give_nulls_not_nan():
 
 def brute_force_coverage(Q, y, coverage, folds, seed):
     """Per-row covered and set size by hand: LAC thresholds from the other folds' scores."""
-    fold_of = _fold_of(len(y), folds, seed)
+    fold_of = fold_assignment(len(y), folds, seed)
     covered, sizes = np.zeros(len(y), bool), np.zeros(len(y), int)
     for fold in range(folds):
         test = fold_of == fold
