@@ -56,24 +56,21 @@ def calibrate_texts(app_client, examples) -> np.ndarray:
     return np.array(rows)
 
 
-def test_live_prior_estimated_from_llm_traffic(
-    client, app_client, session_factory, settings, simulator_url
-):
-    llm = {
-        "base_url": simulator_url,
-        "model": "verbcal-simulated-llm",
-        "structured_output": "json_schema",
-        "temperature": 0.0,
-        "max_retries": 1,
-        "timeout_s": 10,
-        "concurrency": 16,
-    }
+def elicited_task(client, session_factory, settings, simulator_url, seed: int) -> None:
+    """Task "tickets" on the simulator with 800 generated labelled tickets, all elicited."""
+    llm = {"base_url": simulator_url, "model": "verbcal-simulated-llm", "concurrency": 16}
     assert client.post("/tasks", json={"name": "tickets", "labels": LABELS, "llm": llm}).is_success
-    labelled = synthetic.generate_examples(800, seed=21)
+    labelled = synthetic.generate_examples(800, seed=seed)
     examples = [{"id": e.id, "text": e.text, "label": e.label} for e in labelled]
     assert client.post("/tasks/tickets/examples", json={"examples": examples}).is_success
     assert client.post("/tasks/tickets/elicitations").status_code == 202
     Worker(session_factory, settings).run_until_idle()
+
+
+def test_live_prior_estimated_from_llm_traffic(
+    client, app_client, session_factory, settings, simulator_url
+):
+    elicited_task(client, session_factory, settings, simulator_url, seed=21)
     assert client.post("/tasks/tickets/fit", json={}).status_code == 201
 
     traffic = shifted_traffic(3000, seed=22)
@@ -108,13 +105,7 @@ def test_served_conformal_sets_cover_fresh_llm_traffic(
     # The coverage of split conformal sets, given the calibration rows, is Beta-distributed
     # around >= 1 - alpha with sd sqrt(a(1-a)/n_cal); with the test rows' own binomial sd the
     # tolerance is 3 times both combined.
-    llm = {"base_url": simulator_url, "model": "verbcal-simulated-llm", "concurrency": 16}
-    assert client.post("/tasks", json={"name": "tickets", "labels": LABELS, "llm": llm}).is_success
-    labelled = synthetic.generate_examples(800, seed=31)
-    examples = [{"id": e.id, "text": e.text, "label": e.label} for e in labelled]
-    assert client.post("/tasks/tickets/examples", json={"examples": examples}).is_success
-    assert client.post("/tasks/tickets/elicitations").status_code == 202
-    Worker(session_factory, settings).run_until_idle()
+    elicited_task(client, session_factory, settings, simulator_url, seed=31)
     fit = client.post("/tasks/tickets/fit", json={"validation": {"holdout": 0.5, "seed": 0}})
     assert fit.status_code == 201
     fresh = synthetic.generate_examples(1000, seed=32)
