@@ -319,7 +319,8 @@ def llm_check(task: Annotated[str, typer.Argument(help="The task whose LLM to ch
     """Probe the task's LLM server: each structured-output mode, seed and n > 1.
 
     Sends about five short real requests from this process (the API key variable must be set
-    here) and recommends a mode. Exits 1 when no mode gives a usable answer. Never prints a
+    here) and recommends a mode. Exits 1 when the server accepts no mode; a server that accepts
+    a mode but whose model's answer does not parse is reported, not failed. Never prints a
     secret.
     """
     import asyncio

@@ -212,7 +212,7 @@ def elicit_missing(factory: sessionmaker[Session], settings: Settings) -> None:
             if key is None or not missing_work(session, task, key):
                 _say("every example already has an LLM answer")
                 return
-            job = start_elicitation(session, task, settings)
+            job = start_elicitation(session, task)
         job_id, status, total = job.id, job.status, job.total
     stop = threading.Event()
     worker = Worker(factory, settings, worker_id=f"demo:{os.getpid()}")

@@ -20,7 +20,8 @@ _MAX_ROWS_NAMED = 20
 ROW_SUM_TOLERANCE = 1e-9
 
 
-def _name_rows(rows: np.ndarray) -> str:
+def name_rows(rows: np.ndarray) -> str:
+    """Row indices for an error message: the first 20, then how many more."""
     shown = ", ".join(str(int(i)) for i in rows[:_MAX_ROWS_NAMED])
     more = f" (and {rows.size - _MAX_ROWS_NAMED} more)" if rows.size > _MAX_ROWS_NAMED else ""
     return f"[{shown}]{more}"
@@ -60,7 +61,7 @@ def check_probabilities(P, *, min_classes: int = 2) -> np.ndarray:
     if bad.size:
         raise ValueError(
             "invalid probability rows (negative, NaN, infinite, all zero or overflowing sum) at "
-            "indices " + _name_rows(bad)
+            "indices " + name_rows(bad)
         )
     if np.all(np.abs(sums - 1.0) <= ROW_SUM_TOLERANCE):
         return P
@@ -86,7 +87,7 @@ def check_labels(y, n_samples: int, n_classes: int) -> np.ndarray:
     out = np.flatnonzero((y < 0) | (y >= n_classes))
     if out.size:
         raise ValueError(
-            f"labels must lie in 0..{n_classes - 1}; out of range at indices {_name_rows(out)}"
+            f"labels must lie in 0..{n_classes - 1}; out of range at indices {name_rows(out)}"
         )
     return y
 
@@ -100,7 +101,7 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
         raise ValueError(f"sample_weight must have shape ({n_samples},); got {w.shape}")
     bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
     if bad.size:
-        raise ValueError(f"sample_weight must be finite and >= 0; bad at indices {_name_rows(bad)}")
+        raise ValueError(f"sample_weight must be finite and >= 0; bad at indices {name_rows(bad)}")
     if not w.sum() > 0:
         raise ValueError("sample_weight sums to zero")
     return w

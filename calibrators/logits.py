@@ -19,7 +19,7 @@ import numbers
 
 import numpy as np
 
-from calibrators._validation import _name_rows, check_probabilities
+from calibrators._validation import check_probabilities, name_rows
 
 
 def check_eps(eps) -> float:
@@ -48,7 +48,7 @@ def softmax(Z) -> np.ndarray:
     if bad.any():
         raise ValueError(
             "invalid logit rows (NaN, +inf or no finite entry) at indices "
-            + _name_rows(np.flatnonzero(bad))
+            + name_rows(np.flatnonzero(bad))
         )
     return softmax_unchecked(Z)
 
@@ -93,7 +93,7 @@ def check_log_domain(P: np.ndarray, eps: float) -> None:
         if has_zero.size:
             raise ValueError(
                 "inverse_softmax with eps=0 takes log 0 at rows with a zero entry; use eps > 0 "
-                "or remove the rows; zero entries at indices " + _name_rows(has_zero)
+                "or remove the rows; zero entries at indices " + name_rows(has_zero)
             )
 
 

@@ -73,6 +73,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from prompts.labels import check_labels
 from prompts.schema import REASONING_KEY
 
 __all__ = [
@@ -152,7 +153,7 @@ def parse_distribution(
     Never raises on the answer; raises ``ValueError`` for invalid arguments (labels not a unique
     non-empty sequence of strings, unknown policy, negative tolerances).
     """
-    label_list = _checked_labels(labels)
+    label_list = check_labels(labels)
     if missing_labels not in MISSING_LABEL_POLICIES:
         raise ValueError(
             f"missing_labels must be one of {list(MISSING_LABEL_POLICIES)}, not {missing_labels!r}"
@@ -188,7 +189,7 @@ def parse_distribution(
             attempts.extend(_interpretations(obj, decode_repairs, settings))
     if not any(attempt.probabilities is not None for attempt in attempts):
         attempts.extend(_recovered(invalid_spans, saw_unbalanced, text, settings))
-    return _choose(attempts, decode_errors, saw_unbalanced, text, settings)
+    return _choose(attempts, decode_errors, saw_unbalanced, text)
 
 
 def _recovered(
@@ -289,7 +290,6 @@ def _choose(
     decode_errors: list[str],
     saw_unbalanced: bool,
     text: str,
-    settings: _Settings,
 ) -> ParseResult:
     successes = [attempt for attempt in attempts if attempt.probabilities is not None]
     complete = [attempt for attempt in successes if not attempt.filled_missing]
@@ -783,16 +783,3 @@ def _literal_value(node: ast.AST, depth: int) -> Any:
     if isinstance(node, ast.List | ast.Tuple):
         return [_literal_value(element, depth + 1) for element in node.elts]
     raise _DecodeError(f"not a literal: {type(node).__name__}")
-
-
-def _checked_labels(labels: Sequence[str]) -> list[str]:
-    if isinstance(labels, str | bytes) or not isinstance(labels, Sequence):
-        raise ValueError("labels must be a sequence of strings, not a single string")
-    label_list = list(labels)
-    if not label_list:
-        raise ValueError("labels must not be empty")
-    if not all(isinstance(label, str) for label in label_list):
-        raise ValueError("labels must be strings")
-    if len(set(label_list)) != len(label_list):
-        raise ValueError("labels must be unique")
-    return label_list

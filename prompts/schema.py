@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from prompts.labels import check_labels
+
 __all__ = [
     "REASONING_KEY",
     "RESPONSE_SCHEMA_NAME",
@@ -38,7 +40,7 @@ def build_response_schema(labels: Sequence[str], *, reasoning: bool = False) -> 
     Raises ``ValueError`` when labels are empty, not strings, or not unique, or when
     ``reasoning`` is asked for and a label is spelled ``"reasoning"``.
     """
-    label_list = _checked_labels(labels)
+    label_list = check_labels(labels)
     properties: dict[str, Any] = {}
     if reasoning:
         if REASONING_KEY in label_list:
@@ -82,19 +84,3 @@ def response_format_for(
     raise ValueError(
         f"unknown structured output mode {mode!r}; expected one of {list(STRUCTURED_OUTPUT_MODES)}"
     )
-
-
-def _checked_labels(labels: Sequence[str]) -> list[str]:
-    if isinstance(labels, str | bytes) or not isinstance(labels, Sequence):
-        raise ValueError("labels must be a sequence of strings, not a single string")
-    label_list = list(labels)
-    if not label_list:
-        raise ValueError("labels must not be empty")
-    seen: set[str] = set()
-    for label in label_list:
-        if not isinstance(label, str):
-            raise ValueError(f"labels must be strings, got {type(label).__name__}")
-        if label in seen:
-            raise ValueError(f"duplicate label {label!r}")
-        seen.add(label)
-    return label_list

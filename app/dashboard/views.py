@@ -15,7 +15,9 @@ from app.schemas.jobs import JobOut
 from app.services import elicitation as elicitation_service
 from app.services import fitting as fitting_service
 from app.services import jobs as job_service
+from app.services import reports as report_service
 from app.services import tasks as task_service
+from app.services import versions as version_service
 from app.services.elicitation import ELICITATION_JOB
 from app.services.monitoring import task_monitoring
 from calibrators.report import METRIC_BETTER, METRIC_TITLES, SUMMARY_METRICS
@@ -121,11 +123,11 @@ def pick_calibration(
 ) -> Calibration | None:
     """The requested calibration, else the active one, else the newest."""
     if calibration_id is not None:
-        return fitting_service.get_calibration(session, task, calibration_id)
+        return version_service.get_calibration(session, task, calibration_id)
     active = task_service.active_calibration(session, task)
     if active is not None:
         return active
-    versions = fitting_service.list_calibrations(session, task)
+    versions = version_service.list_calibrations(session, task)
     return versions[0] if versions else None
 
 
@@ -138,7 +140,7 @@ def _report(
     band_boot: int = SMOOTH_BAND_N_BOOT,
 ) -> tuple[dict[str, Any] | None, str | None]:
     try:
-        report = fitting_service.task_report(
+        report = report_service.task_report(
             session,
             task,
             calibration,

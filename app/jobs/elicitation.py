@@ -77,10 +77,10 @@ class ElicitationRun:
             config = task_llm_config(task) if task is not None else None
             key = current_answer_key(task) if task is not None else None
             if task is None or config is None or key is None:
-                self.worker.finish_in(session, job, "failed", error="the task has no LLM config")
+                self.worker.finish_in(job, "failed", error="the task has no LLM config")
                 return None
             if job.cancel_requested:
-                self.worker.finish_in(session, job, "cancelled")
+                self.worker.finish_in(job, "cancelled")
                 return None
             work = missing_work(session, task, key)
             job.done = max(job.total - len(work), 0)
@@ -89,7 +89,7 @@ class ElicitationRun:
             job.heartbeat_at = utcnow()
             job.params = {**(job.params or {}), "task": task.name, "answer_key": asdict(key)}
             if not work:
-                self.worker.finish_in(session, job, "succeeded")
+                self.worker.finish_in(job, "succeeded")
                 return None
             return _JobPlan(
                 job_id=job.id,

@@ -146,11 +146,11 @@ class Worker:
     def finish(self, job_id: str, status: str, error: str | None = None) -> None:
         try:
             with transaction(self.session_factory) as session:
-                self.finish_in(session, self.owned_job(session, job_id), status, error)
+                self.finish_in(self.owned_job(session, job_id), status, error)
         except JobLost:
             logger.warning("job %s was no longer ours when it ended as %s", job_id, status)
 
-    def finish_in(self, session: Session, job: Job, status: str, error: str | None = None):
+    def finish_in(self, job: Job, status: str, error: str | None = None):
         if error is not None and len(job.errors or []) < MAX_JOB_ERRORS:
             job.errors = [*(job.errors or []), {"kind": "job", "message": error[:500]}]
         job.status = status

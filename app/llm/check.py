@@ -11,7 +11,11 @@ scrubbed of the API key by the client, and the configuration shown is the mode, 
 
 The recommended mode is the configured one when it gave a usable answer, else the first usable
 one in the order ``json_schema``, ``json_object``, ``none`` (strictest first: a server that
-enforces the schema cannot answer outside it); ``None`` when no mode gave a usable answer.
+enforces the schema cannot answer outside it). When the server accepted modes but none of their
+answers parsed (a small model's probabilities summing to 0.75, say), the problem is the model's
+answer to this one text, not the server: the configured mode is kept if the server accepted it,
+else the first accepted one, and the recommendation says that no answer parsed and why.
+``None`` only when the server accepted no mode.
 Probes are not retried more than once, so a check takes about five answers' time.
 """
 
@@ -152,9 +156,10 @@ def _n_detail(sample: SampleRecord) -> str | None:
 
 def _recommended(configured: StructuredOutput, modes: list[Probe]) -> StructuredOutput | None:
     usable = [probe.name for probe in modes if probe.usable]
-    if configured in usable:
+    candidates = usable or [probe.name for probe in modes if probe.accepted]
+    if configured in candidates:
         return configured
-    return next((mode for mode in STRUCTURED_OUTPUT_MODES if mode in usable), None)  # type: ignore[return-value]
+    return next((mode for mode in STRUCTURED_OUTPUT_MODES if mode in candidates), None)  # type: ignore[return-value]
 
 
 def _recommendation(
@@ -162,8 +167,17 @@ def _recommendation(
 ) -> str:
     if recommended is None:
         return (
-            "no structured-output mode gave a usable answer: check the model name, the prompt "
-            "and the errors above"
+            "the server accepted no structured-output mode: check the URL, the model name and "
+            "the errors above"
+        )
+    if not any(probe.usable for probe in modes):
+        chosen = next(probe for probe in modes if probe.name == recommended)
+        return (
+            f"the server accepts structured_output={recommended!r}, but no answer to the probe "
+            f"parsed ({chosen.parse_reason or chosen.error}): the model's answers, not the "
+            "server, are the problem (such answers are stored as failed); try reasoning, "
+            "another prompt or model, and check with a real example (the probe text is the "
+            "task's first example)"
         )
     if recommended == configured:
         return f"keep structured_output={configured!r}: it gives usable answers"

@@ -115,6 +115,8 @@ class ReportQuery(RequestModel):
 class ReportCalibration(BaseModel):
     """The calibration a report is about."""
 
+    model_config = ConfigDict(extra="allow")
+
     id: int
     version: int
     method: str
@@ -124,8 +126,10 @@ class ReportCalibration(BaseModel):
 
 
 class ReportData(BaseModel):
-    """Which data a report was computed on (``n_fit``, ``estimate`` (held_out / out_of_fold),
-    ``refit``, ``n_served_fit`` and ``validation`` for a calibration)."""
+    """Which data a report was computed on; the fields after ``held_out`` are those of a
+    calibration's report (absent from a report on raw data)."""
+
+    model_config = ConfigDict(extra="allow")
 
     source: str
     n_eval: int
@@ -149,9 +153,11 @@ class TaskReport(BaseModel):
     """``GET /tasks/{name}/report``: :func:`calibrators.calibration_report` on held-out data,
     with the calibration, the data it used and the other methods' held-out metrics.
 
-    Keys a report does not have (``comparison`` without a calibration, ``n_fit`` and
-    ``validation`` of raw data) are left out of the answer, not null.
+    Keys a report does not have (``comparison`` without a calibration, the calibration's fields
+    of ``data`` for raw data) are left out of the answer, not null.
     """
+
+    model_config = ConfigDict(extra="allow")
 
     conventions: dict[str, Any]
     n: int

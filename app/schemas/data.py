@@ -6,8 +6,6 @@ from pydantic import BaseModel, Field, model_validator
 
 from app.schemas.common import Label, Probability, RequestModel, Text
 
-ExternalId = str
-
 
 class ExampleIn(RequestModel):
     id: str | None = Field(default=None, min_length=1, max_length=200, description="Your id.")
@@ -47,10 +45,3 @@ class ExampleOut(BaseModel):
     id: str | None
     text: str
     label: str | None
-
-
-class DataSummary(BaseModel):
-    examples: int
-    labelled: int
-    label_counts: dict[str, int]
-    distributions: dict[str, int]

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from app.llm.config import LLMConfig
 from app.schemas.common import Label, Probability, RequestModel, TaskName
+from prompts.labels import check_labels
 
 TargetPrior = Annotated[
     Literal["estimate"] | dict[Label, Probability] | None,
@@ -41,12 +42,7 @@ class TaskCreate(RequestModel):
     @field_validator("labels")
     @classmethod
     def _unique_labels(cls, labels: list[str]) -> list[str]:
-        seen: set[str] = set()
-        for label in labels:
-            if label in seen:
-                raise ValueError(f"duplicate label {label!r}")
-            seen.add(label)
-        return labels
+        return check_labels(labels)
 
 
 class TaskUpdate(RequestModel):

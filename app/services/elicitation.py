@@ -17,7 +17,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.config import Settings
 from app.errors import ConflictError, InvalidInputError, field_error
 from app.llm.client import Elicitation as ElicitationResult
 from app.llm.client import SampleRecord
@@ -93,7 +92,7 @@ def active_job(session: Session, task: Task) -> Job | None:
     )
 
 
-def start_elicitation(session: Session, task: Task, settings: Settings) -> Job:
+def start_elicitation(session: Session, task: Task) -> Job:
     """Queue a job asking the task's LLM about every example that lacks an answer.
 
     Raises InvalidInputError when the task has no LLM config and ConflictError when one of its

@@ -1,4 +1,4 @@
-"""Fitting calibrators on a task's stored distributions; versions, activation and reports.
+"""Fitting calibrators on a task's stored distributions, stored as new versions.
 
 Held-out evaluation. With a holdout fraction the labelled examples (ordered by id) are
 permuted with ``numpy.random.default_rng(seed)``; the first ``round(holdout * n)`` are held
@@ -30,27 +30,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.errors import ConflictError, InvalidInputError, NotFoundError, field_error
+from app.errors import ConflictError, InvalidInputError, field_error
 from app.llm.client import mean_distribution
-from app.models import Calibration, Elicitation, Example, Task, utcnow
+from app.models import Calibration, Elicitation, Example, Task
 from app.schemas.calibrations import (
-    CalibrationBase,
-    CalibrationOut,
-    CalibrationSummary,
     FitRequest,
 )
 from app.services import conformal as conformal_service
 from app.services import prior as prior_service
-from app.services import report_extras
 from app.services.elicitation import AnswerKey, answer_key_filter, current_answer_key
 from app.services.predictions import IMPORT_SOURCE
+from app.services.versions import activate
 from calibrators import (
     IsotonicCalibration,
     ResoftmaxScaling,
     TemperatureScaling,
     VectorScaling,
     calibration_report,
-    calibrator_from_dict,
 )
 from calibrators._validation import invalid_rows
 from calibrators.report import SUMMARY_METRICS
@@ -111,7 +107,7 @@ def _count_elicited(session: Session, task: Task, key: AnswerKey) -> int:
     )
 
 
-def _labelled_rows(session: Session, task: Task, filters: list[Any], example_ids):
+def _labelled_rows(session: Session, filters: list[Any], example_ids):
     query = (
         select(Elicitation.example_id, Example.label, Elicitation.probabilities)
         .join(Example, Example.id == Elicitation.example_id)
@@ -144,7 +140,7 @@ def _assemble(rows, task: Task, source: str, answer_key) -> LabelledData:
 
 def _load_imported(session: Session, task: Task, example_ids) -> LabelledData:
     filters = [Elicitation.task_id == task.id, Elicitation.source == IMPORT_SOURCE]
-    return _assemble(_labelled_rows(session, task, filters, example_ids), task, "imported", None)
+    return _assemble(_labelled_rows(session, filters, example_ids), task, "imported", None)
 
 
 def _load_elicited(
@@ -155,7 +151,7 @@ def _load_elicited(
             "the task has no LLM configured, so it has no elicited distributions",
             [field_error("source", "use 'imported' or configure the task's llm")],
         )
-    rows = _labelled_rows(session, task, answer_key_filter(task, key), example_ids)
+    rows = _labelled_rows(session, answer_key_filter(task, key), example_ids)
     return _assemble(rows, task, "elicited", dataclasses.asdict(key))
 
 
@@ -190,7 +186,7 @@ class _OutOfFold:
         return self._final.to_dict()
 
 
-def _evaluate(
+def evaluate(
     data: LabelledData,
     method: str,
     objective: str,
@@ -267,7 +263,7 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
             [field_error("validation.folds", "more folds than examples")],
         )
     try:
-        served, evaluator, eval_rows, fit_rows, eval_ids = _evaluate(
+        served, evaluator, eval_rows, fit_rows, eval_ids = evaluate(
             data, request.method, request.objective, request.eps, validation, request.refit
         )
     except ValueError as exc:
@@ -281,7 +277,7 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
         if method == request.method:
             continue
         try:
-            _, other, rows, _, _ = _evaluate(
+            _, other, rows, _, _ = evaluate(
                 data, method, request.objective, request.eps, validation
             )
             other_report = calibration_report(
@@ -294,8 +290,10 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
             comparison[method]["baseline"] = True
     fitted = served.to_dict()
     folds = bool(validation.get("folds"))
+    # With folds the evaluator is out of fold and the served calibrator always saw every row.
+    refitted = served is not evaluator
     extra_data = {}
-    if served is not evaluator and not folds:
+    if refitted and not folds:
         extra_data["validation_calibrator"] = evaluator.to_dict()
     calibration = Calibration(
         task_id=task.id,
@@ -312,8 +310,8 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
             "n_labelled": n,
             "n_fit": len(fit_rows),
             "n_eval": len(eval_rows),
-            "refit": served is not evaluator or folds,
-            "n_served_fit": n if served is not evaluator or folds else len(fit_rows),
+            "refit": refitted,
+            "n_served_fit": n if refitted else len(fit_rows),
             "validation": validation,
             "eval_example_ids": [int(i) for i in eval_ids],
             "class_counts_eval": report.get("class_counts"),
@@ -363,169 +361,3 @@ def _next_version(session: Session, task: Task) -> int:
         select(func.max(Calibration.version)).where(Calibration.task_id == task.id)
     )
     return (current or 0) + 1
-
-
-# --- versions ------------------------------------------------------------------------------
-
-
-def list_calibrations(session: Session, task: Task) -> list[Calibration]:
-    return list(
-        session.scalars(
-            select(Calibration)
-            .where(Calibration.task_id == task.id)
-            .order_by(Calibration.version.desc())
-        )
-    )
-
-
-def get_calibration(session: Session, task: Task, calibration_id: int) -> Calibration:
-    calibration = session.get(Calibration, calibration_id)
-    if calibration is None or calibration.task_id != task.id:
-        raise NotFoundError(f"task {task.name!r} has no calibration {calibration_id}")
-    return calibration
-
-
-def activate(session: Session, task: Task, calibration: Calibration) -> Calibration:
-    """Make ``calibration`` the task's only active one (the database enforces uniqueness)."""
-    session.execute(
-        Calibration.__table__.update()
-        .where(Calibration.task_id == task.id, Calibration.is_active)
-        .values(is_active=False)
-    )
-    session.flush()
-    session.refresh(calibration)
-    calibration.is_active = True
-    calibration.activated_at = utcnow()
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        raise ConflictError("another activation of this task happened at the same time") from exc
-    return calibration
-
-
-def held_out_calibrator(calibration: Calibration):
-    """The calibrator that scored a holdout fit's held-out rows: the stored validation
-    calibrator when the served one was refitted on every row, else the served one."""
-    return calibrator_from_dict(
-        calibration.data.get("validation_calibrator", calibration.calibrator)
-    )
-
-
-# Stored with a calibration for the service's own use, too large for API answers.
-_INTERNAL_DATA_KEYS = ("eval_example_ids", "decision_curves", "validation_calibrator")
-
-
-def _common_fields(calibration: Calibration) -> dict[str, Any]:
-    return CalibrationBase.model_validate(calibration).model_dump()
-
-
-def calibration_out(calibration: Calibration, task_name: str) -> CalibrationOut:
-    """The API view of a calibration version, without the data kept for the service's use."""
-    data = {k: v for k, v in calibration.data.items() if k not in _INTERNAL_DATA_KEYS}
-    return CalibrationOut(
-        **_common_fields(calibration),
-        task=task_name,
-        activated_at=calibration.activated_at,
-        fit_request=calibration.fit_request,
-        data=data,
-        metrics=calibration.metrics,
-        conventions=calibration.conventions,
-    )
-
-
-def calibration_summary(calibration: Calibration) -> CalibrationSummary:
-    """The list view of a calibration version."""
-    ece_before, ece_after = calibration.held_out_ece()
-    return CalibrationSummary(
-        **_common_fields(calibration),
-        n_fit=calibration.data.get("n_fit", 0),
-        n_eval=calibration.data.get("n_eval", 0),
-        ece_before=ece_before,
-        ece_after=ece_after,
-    )
-
-
-# --- reports -------------------------------------------------------------------------------
-
-
-def task_report(
-    session: Session,
-    task: Task,
-    calibration: Calibration | None,
-    *,
-    n_bins: int,
-    binning: str,
-    n_boot: int,
-    band_boot: int | None = None,
-) -> dict[str, Any]:
-    """The full calibration report of ``calibration`` on its held-out data.
-
-    Without a calibration, the raw distributions of all labelled data are reported.
-    ``band_boot``: resamples of the smooth reliability band (default ``n_boot``).
-    """
-    band_boot = n_boot if band_boot is None else band_boot
-    labels = list(task.labels)
-    if calibration is None:
-        data = load_labelled(session, task, "auto")
-        if len(data.y) == 0:
-            raise InvalidInputError(
-                "the task has no labelled distributions to report on",
-                [field_error("task", "import predictions or run an elicitation first")],
-            )
-        report = calibration_report(
-            data.P, data.y, labels, n_bins=n_bins, binning=binning, n_boot=n_boot
-        )
-        report["calibration"] = None
-        report["data"] = {"source": data.source, "n_eval": len(data.y), "held_out": False}
-        report_extras.add_to_report(report, data.P, data.y, None, None, n_bins, band_boot)
-        return report
-    stored = calibration.data
-    eval_ids = stored["eval_example_ids"]
-    key = AnswerKey(**stored["answer_key"]) if stored.get("answer_key") else None
-    data = load_labelled(session, task, stored["source"], example_ids=eval_ids, answer_key=key)
-    notes = []
-    if len(data.y) < len(eval_ids):
-        notes.append(
-            f"{len(eval_ids) - len(data.y)} held-out examples are no longer stored "
-            "or lost their label"
-        )
-    if len(data.y) == 0:
-        raise InvalidInputError(
-            "the held-out data of this calibration is no longer stored",
-            [field_error("calibration_id", "no held-out data")],
-        )
-    validation = stored["validation"]
-    fit_request = calibration.fit_request
-    if validation.get("folds"):
-        # Out-of-fold scores are recomputed on the rows the fit used (all were evaluated).
-        _, calibrator, _, _, _ = _evaluate(
-            data, calibration.method, fit_request["objective"], fit_request["eps"], validation
-        )
-    else:
-        calibrator = held_out_calibrator(calibration)
-    report = calibration_report(
-        data.P, data.y, labels, calibrator=calibrator, n_bins=n_bins, binning=binning, n_boot=n_boot
-    )
-    report["calibration"] = {
-        "id": calibration.id,
-        "version": calibration.version,
-        "method": calibration.method,
-        "temperature": calibration.temperature,
-        "eps": calibration.eps,
-        "is_active": calibration.is_active,
-    }
-    report["data"] = {
-        "source": stored["source"],
-        "n_eval": len(data.y),
-        "n_fit": stored["n_fit"],
-        "held_out": True,
-        "estimate": calibration.metrics.get("estimate", HELD_OUT_ESTIMATE),
-        "refit": stored.get("refit", bool(validation.get("folds"))),
-        "n_served_fit": stored.get("n_served_fit", stored["n_fit"]),
-        "validation": validation,
-    }
-    report["comparison"] = calibration.metrics.get("comparison", {})
-    report_extras.add_to_report(report, data.P, data.y, calibrator, calibration, n_bins, band_boot)
-    if notes:
-        report.setdefault("notes", []).extend(notes)
-    return report

@@ -10,7 +10,7 @@ from app.config import Settings
 from app.models import CalibrationRequest, Task
 from app.schemas.monitoring import FitTimeMetrics, LiveMetrics, TaskMonitoring
 from app.services.prior import monitoring_prior
-from app.services.serving import active_served_calibration
+from app.services.served import active_served_calibration
 from app.services.tasks import active_calibration
 from calibrators import accuracy, brier_score, expected_calibration_error, log_loss
 

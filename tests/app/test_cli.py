@@ -296,3 +296,34 @@ def test_llm_check_fails_without_a_usable_mode_or_config(runner, migrated_env):
     result = runner.invoke(cli, ["llm", "check", "tickets"], env=migrated_env)
     assert result.exit_code == 1 and "has no LLM config" in result.output
     assert runner.invoke(cli, ["llm", "check", "nope"], env=migrated_env).exit_code == 1
+
+
+def test_llm_check_passes_a_server_whose_model_answer_does_not_parse(runner, migrated_env):
+    from app.llm.simulator import SimulatorSettings, running_simulator
+
+    with running_simulator(SimulatorSettings(rate_prose=1.0)) as base_url:
+        _create_task(migrated_env, {"base_url": base_url, "model": "verbcal-simulated-llm"})
+        result = runner.invoke(cli, ["llm", "check", "tickets"], env=migrated_env)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[-1].startswith(
+        "recommendation: the server accepts structured_output='json_schema', but no answer to "
+        "the probe parsed ("
+    )
+    assert "the model's answers, not the server, are the problem" in lines[-1]
+
+
+def test_llm_check_fails_when_the_server_accepts_no_mode(runner, migrated_env):
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    llm = {"base_url": f"http://127.0.0.1:{port}/v1", "model": "m", "max_retries": 0}
+    _create_task(migrated_env, llm)
+    result = runner.invoke(cli, ["llm", "check", "tickets"], env=migrated_env)
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[-1] == (
+        "recommendation: the server accepted no structured-output mode: check the URL, the "
+        "model name and the errors above"
+    )

@@ -60,7 +60,7 @@ class Processes:
     def logs(self) -> str:
         return "\n".join(f"--- {name}\n{self.log(name)[-3000:]}" for name in self.running)
 
-    def wait_for_http(self, name: str, url: str, timeout_s: float = 30.0) -> None:
+    def wait_for_http(self, name: str, url: str, timeout_s: float = 120.0) -> None:
         process = self.running[name]
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

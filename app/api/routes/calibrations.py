@@ -18,6 +18,8 @@ from app.schemas.calibrations import (
 )
 from app.schemas.common import RowId
 from app.services import fitting as fitting_service
+from app.services import reports as report_service
+from app.services import versions as version_service
 from app.services.tasks import active_calibration, get_task
 
 router = APIRouter(prefix="/tasks/{name}", tags=["calibrations"], route_class=DatabaseRoute)
@@ -34,7 +36,7 @@ def fit(
 ) -> CalibrationOut:
     task = get_task(session, name)
     calibration = fitting_service.fit_task(session, task, body, settings)
-    return fitting_service.calibration_out(calibration, task.name)
+    return version_service.calibration_out(calibration, task.name)
 
 
 @router.get(
@@ -43,8 +45,8 @@ def fit(
 def list_calibrations(name: str, session: SessionDep, _key: AnyKey) -> list[CalibrationSummary]:
     task = get_task(session, name)
     return [
-        fitting_service.calibration_summary(c)
-        for c in fitting_service.list_calibrations(session, task)
+        version_service.calibration_summary(c)
+        for c in version_service.list_calibrations(session, task)
     ]
 
 
@@ -55,8 +57,8 @@ def get_calibration(
     name: str, calibration_id: RowId, session: SessionDep, _key: AnyKey
 ) -> CalibrationOut:
     task = get_task(session, name)
-    return fitting_service.calibration_out(
-        fitting_service.get_calibration(session, task, calibration_id), name
+    return version_service.calibration_out(
+        version_service.get_calibration(session, task, calibration_id), name
     )
 
 
@@ -69,9 +71,9 @@ def activate(
     name: str, calibration_id: RowId, session: SessionDep, _key: AdminKey
 ) -> CalibrationOut:
     task = get_task(session, name)
-    calibration = fitting_service.get_calibration(session, task, calibration_id)
-    fitting_service.activate(session, task, calibration)
-    return fitting_service.calibration_out(calibration, name)
+    calibration = version_service.get_calibration(session, task, calibration_id)
+    version_service.activate(session, task, calibration)
+    return version_service.calibration_out(calibration, name)
 
 
 @router.get(
@@ -86,10 +88,10 @@ def report(
     """The calibration report of a calibration (default: the active one) on held-out data."""
     task = get_task(session, name)
     if query.calibration_id is not None:
-        calibration = fitting_service.get_calibration(session, task, query.calibration_id)
+        calibration = version_service.get_calibration(session, task, query.calibration_id)
     else:
         calibration = active_calibration(session, task)
-    return fitting_service.task_report(
+    return report_service.task_report(
         session,
         task,
         calibration,

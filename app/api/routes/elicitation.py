@@ -21,12 +21,10 @@ router = APIRouter(prefix="/tasks/{name}", tags=["elicitation"], route_class=Dat
     response_model=JobOut,
     responses=error_responses(403, 404, 409),
 )
-def start_elicitation(
-    name: str, session: SessionDep, settings: SettingsDep, _key: AdminKey
-) -> JobOut:
+def start_elicitation(name: str, session: SessionDep, _key: AdminKey) -> JobOut:
     """Queue a job asking the task's LLM about every example lacking an answer."""
     task = get_task(session, name)
-    job = elicitation_service.start_elicitation(session, task, settings)
+    job = elicitation_service.start_elicitation(session, task)
     return job_service.job_summary(job, session)
 
 

@@ -21,22 +21,25 @@ from app.services.tasks import get_task
 router = dashboard_router()
 
 
+def _rejected(request: Request, task_name: str, exc: ServiceError) -> FormRejected:
+    """Back to the task's elicitation panel, with the service's message as an error flash."""
+    url, message = task_url(task_name) + "#elicitation", exc.message
+    return FormRejected(lambda _: redirect(request, url, message, "error"))
+
+
 @router.post("/tasks/{name}/elicitations")
 def start_elicitation(
     request: Request,
     name: str,
     session: SessionDep,
-    settings: SettingsDep,
     _admin: AdminDep,
     _form: FormData = Depends(auth.verified_form),
 ) -> Response:
     task = get_task(session, name)
     try:
-        job = elicitation_service.start_elicitation(session, task, settings)
+        job = elicitation_service.start_elicitation(session, task)
     except ServiceError as exc:
-        url = task_url(name) + "#elicitation"
-        message = exc.message
-        raise FormRejected(lambda _: redirect(request, url, message, "error")) from exc
+        raise _rejected(request, name, exc) from exc
     message = (
         f"Elicitation job started: {job.total} examples to ask about."
         if job.total
@@ -75,9 +78,7 @@ def cancel_job(
     try:
         job = job_service.cancel_job(session, job)
     except ServiceError as exc:
-        url = task_url(task_name) + "#elicitation"
-        message = exc.message
-        raise FormRejected(lambda _: redirect(request, url, message, "error")) from exc
+        raise _rejected(request, task_name, exc) from exc
     message = (
         "Job cancelled."
         if job.status == "cancelled"

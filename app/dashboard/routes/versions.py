@@ -12,7 +12,7 @@ from app.dashboard.auth import AdminDep
 from app.dashboard.pages import fmt, redirect, render, task_url
 from app.dashboard.routing import dashboard_router
 from app.schemas.common import RowId
-from app.services import fitting as fitting_service
+from app.services import versions as version_service
 from app.services.monitoring import task_monitoring
 from app.services.tasks import get_task
 
@@ -43,7 +43,7 @@ def versions_page(request: Request, name: str, session: SessionDep, admin: Admin
     context = {
         "tab": "versions",
         "task": task,
-        "calibrations": fitting_service.list_calibrations(session, task),
+        "calibrations": version_service.list_calibrations(session, task),
     }
     return render(request, "task_versions.html", context, admin=admin)
 
@@ -58,8 +58,8 @@ def activate_calibration(
     _form: FormData = Depends(auth.verified_form),
 ) -> Response:
     task = get_task(session, name)
-    calibration = fitting_service.get_calibration(session, task, calibration_id)
-    fitting_service.activate(session, task, calibration)
+    calibration = version_service.get_calibration(session, task, calibration_id)
+    version_service.activate(session, task, calibration)
     message = f"Version {calibration.version} is now active (T = {fmt(calibration.temperature)})."
     return redirect(request, task_url(name, "versions"), message, "success")
 

@@ -239,7 +239,7 @@ def seed_task(session_factory, base_url: str, name: str, n: int, samples: int) -
                 )
             )
         session.flush()
-        start_elicitation(session, task, Settings(database_url="sqlite://"))
+        start_elicitation(session, task)
 
 
 def job_row(session_factory) -> Job:

@@ -119,7 +119,7 @@ def test_start_elicitation_counts_examples_with_something_missing(session_factor
         refund = examples_of(session, task)[0]
         key = current_answer_key(task)
         store_answers(session, task, refund, key, result(*map(sample, range(3))), "j")
-        job = start_elicitation(session, task, settings)
+        job = start_elicitation(session, task)
         assert (job.kind, job.status, job.total, job.done, job.failed) == (
             "elicitation", "queued", 2, 0, 0,
         )  # fmt: skip
@@ -129,28 +129,28 @@ def test_start_elicitation_counts_examples_with_something_missing(session_factor
 def test_start_elicitation_conflicts_with_an_active_job(session_factory, settings):
     with transaction(session_factory) as session:
         task = add_task(session)
-        first = start_elicitation(session, task, settings)
+        first = start_elicitation(session, task)
         with pytest.raises(ConflictError) as raised:
-            start_elicitation(session, task, settings)
+            start_elicitation(session, task)
         assert raised.value.details["job_id"] == first.id
         first.status = "running"
         with pytest.raises(ConflictError):
-            start_elicitation(session, task, settings)
+            start_elicitation(session, task)
         first.status = "succeeded"
-        assert start_elicitation(session, task, settings).id != first.id
+        assert start_elicitation(session, task).id != first.id
 
 
 def test_start_elicitation_needs_an_llm_config(session_factory, settings):
     with transaction(session_factory) as session:
         task = add_task(session, llm=None)
         with pytest.raises(InvalidInputError):
-            start_elicitation(session, task, settings)
+            start_elicitation(session, task)
         assert session.scalar(select(func.count()).select_from(Job)) == 0
 
 
 def test_nothing_missing_makes_a_job_that_has_already_succeeded(session_factory, settings):
     with transaction(session_factory) as session:
         task = add_task(session, texts=())
-        job = start_elicitation(session, task, settings)
+        job = start_elicitation(session, task)
         assert (job.status, job.total, job.done) == ("succeeded", 0, 0)
         assert job.finished_at is not None
