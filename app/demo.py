@@ -77,7 +77,7 @@ def _port_in_use(host: str, port: int) -> bool:
 
 @contextlib.contextmanager
 def simulator_process(host: str, port: int) -> Iterator[tuple[str, str]]:
-    """Run ``python -m app.llm.simulator`` as a child process; yields (base URL, model id).
+    """Run ``verbcal simulate-llm`` as a child process; yields (base URL, model id).
 
     The child is terminated (then killed) on exit, whatever ended the block.
     """
@@ -89,7 +89,8 @@ def simulator_process(host: str, port: int) -> Iterator[tuple[str, str]]:
     command = [
         sys.executable,
         "-m",
-        "app.llm.simulator",
+        "app.cli",
+        "simulate-llm",
         "--host",
         host,
         "--port",
