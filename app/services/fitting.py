@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.errors import ConflictError, InvalidInputError, field_error
-from app.llm.client import mean_distribution
+from app.llm.samples import mean_distribution
 from app.models import Calibration, Elicitation, Example, Task
 from app.schemas.calibrations import (
     FitRequest,

@@ -16,17 +16,9 @@ from app.offline import (
     read_distributions,
 )
 from calibrators import TemperatureScaling, calibrator_from_dict
+from tests.app.factories import overconfident_data
 
 LABELS = ["billing", "bug", "other"]
-
-
-def overconfident_data(n: int, t0: float = 2.0, seed: int = 0):
-    """Labels drawn from a posterior; the stated distribution is posterior**t0, renormalized."""
-    rng = np.random.default_rng(seed)
-    posterior = rng.dirichlet(np.full(len(LABELS), 0.8), size=n)
-    y = np.array([rng.choice(len(LABELS), p=row) for row in posterior])
-    stated = posterior**t0
-    return stated / stated.sum(axis=1, keepdims=True), y
 
 
 def write_csv(path, rows: list[str]) -> None:
