@@ -83,7 +83,8 @@ def keys_list(
 
 @keys_cli.command("revoke")
 def keys_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix (keys list).")]):
-    """Revoke a key: it stops authenticating at once."""
+    """Revoke a key: new logins and lookups refuse it at once; a running API process that saw
+    it in the last VERBCAL_AUTH_CACHE_TTL_S seconds (default 10) accepts it until then."""
     engine = require_migrated(Settings())
     try:
         with transaction(create_session_factory(engine)) as session:

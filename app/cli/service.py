@@ -44,6 +44,7 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=False,  # the app writes its own access line (route template, request id)
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

@@ -30,7 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from app.db import create_db_engine, create_session_factory, transaction
+from app.models import Elicitation, Example, Task
 from app.processes import log_tail, start_child, stop_process
 from scripts.real_llm import fetch, pins
 from scripts.real_llm.articles import LABELS, Article, read_articles, stratified_split
@@ -184,11 +187,6 @@ def llm_config(base_url: str, model: str, reasoning: bool | None, timeout_s: flo
 
 def stored_answers(database_url: str, task_name: str) -> list[Answer]:
     """The task's stored LLM answers with their gold labels (read from the run's database)."""
-    from sqlalchemy import select
-
-    from app.db import create_db_engine, create_session_factory, transaction
-    from app.models import Elicitation, Example, Task
-
     engine = create_db_engine(database_url)
     try:
         with transaction(create_session_factory(engine)) as session:

@@ -292,3 +292,10 @@ def test_eps_auto_needs_as_many_samples_as_folds():
     P = np.array([[0.9, 0.1], [0.2, 0.8]])
     with pytest.raises(ValueError, match="auto_folds=5 needs at least 5 samples"):
         TemperatureScaling(eps="auto").fit(P, [0, 1])
+
+
+def test_a_row_whose_sum_overflows_is_invalid_not_zeros():
+    # 1e308 + 1e308 is inf: renormalizing would give [0, 0] and a fit on zeros.
+    rows = [[0.5, 0.5], [1e308, 1e308], [0.2, 0.8]]
+    with pytest.raises(ValueError, match=r"overflowing sum\) at indices \[1\]"):
+        TemperatureScaling().fit(rows, [0, 1, 1])
