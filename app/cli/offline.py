@@ -9,14 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from app.cli.common import EXIT_BAD_INPUT, fail
-from app.offline import (
-    DataFileError,
-    calibration_file_content,
-    fit_with_holdout,
-    parse_eps,
-    parse_labels_option,
-    read_distributions,
-)
+from app.offline.files import DataFileError, parse_labels_option, read_distributions
+from app.offline.fitting import calibration_file_content, fit_with_holdout, parse_eps
 from calibrators.report import METRIC_TITLES
 
 # Below this size a file reads in well under a second: no progress bar.

@@ -9,7 +9,7 @@ from scipy.optimize import minimize_scalar
 from sklearn.calibration import _TemperatureScaling
 from sklearn.exceptions import NotFittedError
 
-from calibrators import _dedup, temperature
+from calibrators import _dedup, log_temperature
 from calibrators._dedup import unique_rows
 from calibrators.logits import inverse_softmax, softmax
 from calibrators.temperature import DEFAULT_EPS_GRID, TemperatureScaling
@@ -253,8 +253,8 @@ def test_invalid_data():
 def test_warm_start_on_a_subset_gives_the_same_fit(monkeypatch):
     P, y = verbalized(3_000, 4, 2.0, seed=8)
     cold = TemperatureScaling(eps=0).fit(P, y)
-    monkeypatch.setattr(temperature, "_WARM_START_MIN_ROWS", 100)
-    monkeypatch.setattr(temperature, "_WARM_START_SUBSET_ROWS", 300)
+    monkeypatch.setattr(log_temperature, "_WARM_START_MIN_ROWS", 100)
+    monkeypatch.setattr(log_temperature, "_WARM_START_SUBSET_ROWS", 300)
     warm = TemperatureScaling(eps=0).fit(P, y)
     assert warm.temperature_ == pytest.approx(cold.temperature_, rel=1e-9)
     assert warm.n_iter_ < cold.n_iter_
