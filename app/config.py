@@ -35,6 +35,18 @@ class Settings(BaseSettings):
     max_text_length: int = Field(default=20_000, ge=1, description="Longest accepted text.")
     max_batch_size: int = Field(default=1_000, ge=1, description="Most items in one batch call.")
     max_upload_rows: int = Field(default=100_000, ge=1, description="Most rows in one import.")
+    max_upload_bytes: int = Field(
+        default=64 * 2**20,
+        ge=1,
+        description="Largest body of an import (`POST /tasks/{name}/examples` and "
+        "`/predictions`: JSON, CSV, JSONL or multipart), in bytes; larger is a 413.",
+    )
+    max_body_bytes: int = Field(
+        default=16 * 2**20,
+        ge=1,
+        description="Largest body of any other request (e.g. `/calibrate/batch`, dashboard "
+        "forms), in bytes; larger is a 413.",
+    )
     reasoning_max_chars: int = Field(
         default=2_000,
         ge=0,
@@ -81,8 +93,24 @@ class Settings(BaseSettings):
         default=4,
         ge=1,
         le=64,
-        description="Worker threads of an API process that run /calibrate's database work at "
-        "once (more only contend for the GIL and SQLite's write lock).",
+        description="Database slots of an API process: requests doing database work at once "
+        "(more only contend for the GIL and SQLite's write lock). Each slot holds one pooled "
+        "connection at most.",
+    )
+    db_pool_spare: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Pooled connections beyond `db_threads`, for the embedded job worker and "
+        "readiness probes. An API process holds at most `db_threads + db_pool_spare` "
+        "connections.",
+    )
+    db_queue: int = Field(
+        default=128,
+        ge=0,
+        le=100_000,
+        description="Requests an API process lets wait for a database slot; more are answered "
+        "at once with 503 `overloaded` and `Retry-After: 1`.",
     )
     auth_cache_ttl_s: float = Field(
         default=10.0,
@@ -105,6 +133,25 @@ class Settings(BaseSettings):
         description="Allow LLM hosts at link-local or cloud-metadata addresses (169.254.0.0/16, "
         "fe80::/10, fd00:ec2::254).",
     )
+    login_attempts_per_minute: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Failed dashboard logins a client address may make per minute (per "
+        "process); more are answered 429 with Retry-After.",
+    )
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="Mark the dashboard cookie Secure. Unset: when the request arrived over "
+        "HTTPS (as told by a trusted proxy, see `forwarded_allow_ips`); true behind a "
+        "TLS-terminating proxy.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Comma-separated addresses of proxies whose X-Forwarded-For / "
+        "X-Forwarded-Proto headers `verbcal serve` honours (`*`: any; only behind a proxy "
+        "that overwrites them).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
     log_json: bool = Field(default=True, description="Structured JSON logs.")
     metrics_token: SecretStr | None = Field(
@@ -112,6 +159,11 @@ class Settings(BaseSettings):
         description="If set, GET /metrics requires `Authorization: Bearer <token>`. Unset: "
         "/metrics is open, so scrape it on an internal network only.",
     )
+
+    @property
+    def db_pool_size(self) -> int:
+        """Connections an API process pools: one per database slot, plus the spare ones."""
+        return self.db_threads + self.db_pool_spare
 
     @cached_property
     def llm_policy(self) -> EndpointPolicy:

@@ -33,6 +33,7 @@ from app.llm.simulator import SIMULATED_MODEL
 from app.llm.synthetic import TICKET_LABELS, generate_examples
 from app.migrate import upgrade_to_head
 from app.models import FINISHED_JOB_STATUSES, Job, Task
+from app.processes import log_tail, start_child, stop_process
 from app.schemas.calibrations import FitRequest
 from app.services import tasks as task_service
 from app.services.elicitation import (
@@ -74,23 +75,9 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the demo dies, even by SIGKILL (Linux only)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def _tail(log: IO[bytes], lines: int = 15) -> str:
-    log.seek(0)
-    return "\n".join(log.read().decode(errors="replace").splitlines()[-lines:])
-
-
 @contextlib.contextmanager
 def simulator_process(host: str, port: int) -> Iterator[tuple[str, str]]:
-    """Run ``python -m app.llm.simulator`` as a child process; yields (base URL, model id).
+    """Run ``verbcal simulate-llm`` as a child process; yields (base URL, model id).
 
     The child is terminated (then killed) on exit, whatever ended the block.
     """
@@ -102,7 +89,8 @@ def simulator_process(host: str, port: int) -> Iterator[tuple[str, str]]:
     command = [
         sys.executable,
         "-m",
-        "app.llm.simulator",
+        "app.cli",
+        "simulate-llm",
         "--host",
         host,
         "--port",
@@ -114,16 +102,7 @@ def simulator_process(host: str, port: int) -> Iterator[tuple[str, str]]:
     ]
     base_url = f"http://{host}:{port}/v1"
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # Its own session: a terminal's Ctrl-C reaches only the demo, which stops the
-            # worker before the simulator, so no batch fails half-way.
-            start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
+        process = start_child(command, log)
         try:
             model = _wait_for_simulator(process, base_url, log)
             yield base_url, model
@@ -131,23 +110,12 @@ def simulator_process(host: str, port: int) -> Iterator[tuple[str, str]]:
             stop_process(process)
 
 
-def stop_process(process: subprocess.Popen, timeout_s: float = 5.0) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout_s)
-
-
 def _wait_for_simulator(process: subprocess.Popen, base_url: str, log: IO[bytes]) -> str:
     deadline = time.monotonic() + SIMULATOR_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise DemoError(
-                f"the simulated LLM exited with code {process.returncode}:\n{_tail(log)}"
+                f"the simulated LLM exited with code {process.returncode}:\n{log_tail(log, 15)}"
             )
         try:
             response = httpx.get(f"{base_url}/models", timeout=1.0)

@@ -15,6 +15,7 @@ class ServiceError(Exception):
 
     status_code = 400
     code = "bad_request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, details: Any = None, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -44,11 +45,23 @@ class InvalidInputError(ServiceError):
 class AuthenticationError(ServiceError):
     status_code = 401
     code = "unauthenticated"
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 (never mutated)
 
 
 class PermissionDeniedError(ServiceError):
     status_code = 403
     code = "forbidden"
+
+
+class OverloadedError(ServiceError):
+    """The server is at capacity; the answer carries ``Retry-After``."""
+
+    status_code = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, details: Any = None, *, retry_after_s: int = 1) -> None:
+        super().__init__(message, details)
+        self.headers = {"Retry-After": str(retry_after_s)}
 
 
 class UpstreamLLMError(ServiceError):
@@ -71,9 +84,14 @@ class UpstreamLLMError(ServiceError):
             self.code = error.kind
 
 
-def field_error(field: str, message: str, row: int | None = None) -> dict[str, Any]:
-    """One entry of ``details`` naming the offending field (and row, for batch input)."""
+def field_error(
+    field: str, message: str, row: int | None = None, *, example: str | None = None
+) -> dict[str, Any]:
+    """One entry of ``details`` naming the offending field (and row, for batch input, or
+    example, for stored data)."""
     entry: dict[str, Any] = {"field": field, "message": message}
     if row is not None:
         entry["row"] = row
+    if example is not None:
+        entry["example"] = example
     return entry

@@ -267,3 +267,15 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class EndedDashboardSession(Base):
+    """A dashboard session ended by logout: its cookie no longer logs anyone in, in any process.
+
+    Kept (by the SHA-256 of the session id) until the cookie would have expired anyway.
+    """
+
+    __tablename__ = "ended_dashboard_sessions"
+
+    sid_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

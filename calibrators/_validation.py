@@ -6,7 +6,8 @@ Conventions (DESIGN.md, "Numeric conventions"):
   Rows whose sum is within ``ROW_SUM_TOLERANCE`` of 1 are kept exactly as given: dividing
   ``[0.7, 0.1, 0.1, 0.1]`` by its float sum 0.9999999999999999 would turn 0.7 into
   0.7000000000000001 and move it across the bin edge 0.7.
-- A row with a negative, NaN or infinite entry, or a row that is all zero, is invalid.
+- A row with a negative, NaN or infinite entry, or a row that is all zero or whose sum
+  overflows, is invalid.
   The error names the offending row indices so the API can answer 422 with them.
 - ``y`` holds integer labels in ``0..K-1`` (the task's label order).
 """
@@ -27,13 +28,15 @@ def name_rows(rows: np.ndarray) -> str:
 
 
 def invalid_rows(P: np.ndarray) -> np.ndarray:
-    """Indices of rows with a negative, NaN or infinite entry, or whose sum is zero."""
+    """Indices of rows with a negative, NaN or infinite entry, or whose sum is zero or
+    overflows (``[1e308, 1e308]`` would renormalize to zeros)."""
     return np.flatnonzero(_invalid_row_mask(np.asarray(P, dtype=np.float64)))
 
 
 def _invalid_row_mask(P: np.ndarray, sums: np.ndarray | None = None) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        zero_sum = ~((P.sum(axis=1) if sums is None else sums) > 0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        sums = P.sum(axis=1) if sums is None else sums
+        zero_sum = ~((sums > 0) & np.isfinite(sums))
         # Fast path: two reductions over the whole array (NaN fails min >= 0; -inf too).
         if P.size and P.min() >= 0 and P.max() < np.inf:
             return zero_sum
@@ -57,8 +60,8 @@ def check_probabilities(P, *, min_classes: int = 2) -> np.ndarray:
     bad = np.flatnonzero(_invalid_row_mask(P, sums[:, 0]))
     if bad.size:
         raise ValueError(
-            "invalid probability rows (negative, NaN, infinite or all zero) at indices "
-            + name_rows(bad)
+            "invalid probability rows (negative, NaN, infinite, all zero or overflowing sum) at "
+            "indices " + name_rows(bad)
         )
     if np.all(np.abs(sums - 1.0) <= ROW_SUM_TOLERANCE):
         return P

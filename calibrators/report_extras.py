@@ -32,6 +32,11 @@ from calibrators.smooth_ece import DEFAULT_N_BOOT, smooth_reliability_diagram
 from calibrators.splits import fold_assignment
 
 DEFAULT_CONFORMAL_FOLDS = 10
+# The smooth band's bootstrap costs O(resamples × rows) time and memory (the resample counts
+# are a dense matrix): beyond this many cells the resamples are reduced, to no fewer than
+# MIN_BAND_RESAMPLES.
+MAX_BAND_CELLS = 2_000_000
+MIN_BAND_RESAMPLES = 20
 DECOMPOSITION_GROUPINGS = ("distinct", "top_label")
 CONVENTIONS = {
     "smooth_ece": "top-label smooth ECE at the fixed-point bandwidth (relplot 1.0.3); band: "
@@ -87,6 +92,14 @@ def _combine(fold_reports: list[dict], labels: list[str]) -> list[dict]:
             }
         )
     return combined
+
+
+def band_resamples(n_boot: int, n_rows: int) -> int:
+    """Resamples of the smooth band: ``n_boot``, reduced so that resamples × rows stays within
+    ``MAX_BAND_CELLS`` (but not below ``MIN_BAND_RESAMPLES``, nor above ``n_boot``)."""
+    if n_boot == 0:
+        return 0
+    return min(n_boot, max(MIN_BAND_RESAMPLES, MAX_BAND_CELLS // max(n_rows, 1)))
 
 
 def conformal_coverage(
@@ -146,7 +159,8 @@ def report_extras(
     ``Q`` (held-out calibrated probabilities) may be ``None`` (raw only: every ``calibrated``
     entry and ``conformal`` are ``None``). ``conformal``: :class:`ConformalSets` parameters
     (``get_params()``) whose coverage is estimated on ``Q`` by :func:`conformal_coverage`.
-    ``n_boot`` bootstrap resamples give the smooth reliability band (0: no band).
+    ``n_boot`` bootstrap resamples give the smooth reliability band (0: no band), reduced for
+    many rows by :func:`band_resamples` (with a note; ``smooth_ece.*.n_boot`` is the count used).
 
     Returns ``{"smooth_ece": {"raw", "calibrated"}, "decompositions": {"distinct": {"raw",
     "calibrated"}, "top_label": {"raw", "calibrated"}}, "aurc": {"raw", "calibrated"},
@@ -159,11 +173,19 @@ def report_extras(
         if Q.shape != P.shape:
             raise ValueError(f"Q must have the shape of P {P.shape}; got {Q.shape}")
 
+    notes: list[str] = []
+    resamples = band_resamples(n_boot, P.shape[0])
+    if resamples < n_boot:
+        notes.append(
+            f"smooth_ece: the band uses {resamples} bootstrap resamples instead of {n_boot} "
+            f"for {P.shape[0]} rows (at most {MAX_BAND_CELLS} resampled rows)"
+        )
+
     def both(compute) -> dict:
         return {"raw": compute(P), "calibrated": None if Q is None else compute(Q)}
 
     extras = {
-        "smooth_ece": both(lambda X: smooth_reliability_diagram(X, y, n_boot=n_boot, seed=seed)),
+        "smooth_ece": both(lambda X: smooth_reliability_diagram(X, y, n_boot=resamples, seed=seed)),
         "decompositions": {
             grouping: both(lambda X, g=grouping: score_decompositions(X, y, g, n_bins))
             for grouping in DECOMPOSITION_GROUPINGS
@@ -174,7 +196,6 @@ def report_extras(
     }
     if Q is not None and conformal is not None and P.shape[0] >= 2:
         extras["conformal"] = conformal_coverage(conformal, Q, y, labels, seed=seed)
-    notes: list[str] = []
     extras = sanitize(extras, "report", notes)
     extras["notes"] = notes
     return extras

@@ -15,13 +15,13 @@ import numpy as np
 
 from calibrators._dedup import label_weights, unique_probability_rows
 from calibrators._validation import check_labels, check_sample_weight
-from calibrators.logits import softmax_unchecked
-from calibrators.temperature import (
+from calibrators.log_temperature import (
     FittedTemperature,
     LogTemperatureObjective,
     check_search_params,
     fit_log_temperature,
 )
+from calibrators.logits import softmax_unchecked
 
 
 class ResoftmaxScaling(FittedTemperature):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from app.errors import ServiceError
+from app.errors import OverloadedError, ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +38,14 @@ _DESCRIPTIONS = {
     413: "Request too large",
     422: "Invalid input; `details` names the field or row",
     502: "The task's LLM failed or gave an unusable answer",
+    503: "The server is at capacity (`overloaded`, with `Retry-After`)",
     504: "The task's LLM timed out",
 }
 
 
 def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for the given error statuses (422 and 401 always)."""
-    codes = sorted({401, 422, *status_codes})
+    """OpenAPI ``responses`` entries for the given error statuses (401, 422 and 503 always)."""
+    codes = sorted({401, 422, 503, *status_codes})
     return {c: {"model": ErrorResponse, "description": _DESCRIPTIONS[c]} for c in codes}
 
 
@@ -81,28 +85,77 @@ async def _validation_handler(_request: Request, exc: RequestValidationError) ->
 
 async def _service_handler(_request: Request, exc: ServiceError) -> JSONResponse:
     return JSONResponse(
-        status_code=exc.status_code, content=error_body(exc.code, exc.message, exc.details)
-    )
-
-
-async def _http_handler(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}.get(
-        exc.status_code, "http_error"
-    )
-    return JSONResponse(
         status_code=exc.status_code,
-        content=error_body(code, str(exc.detail)),
-        headers=getattr(exc, "headers", None),
+        content=error_body(exc.code, exc.message, exc.details),
+        headers=exc.headers,
     )
+
+
+async def _http_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400:
+        # FastAPI's "error parsing the body" (e.g. JSON nested too deeply): invalid input.
+        return JSONResponse(
+            status_code=422,
+            content=error_body(
+                "validation_error",
+                f"invalid request body: {exc.detail}",
+                [{"field": "body", "message": str(exc.detail)}],
+            ),
+        )
+    code = {
+        401: "unauthenticated",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+    }.get(exc.status_code, "http_error")
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return JSONResponse(
+        status_code=exc.status_code, content=error_body(code, str(exc.detail)), headers=headers
+    )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (Starlette names only the first
+    matching route's)."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+async def _pool_timeout_handler(_request: Request, exc: PoolTimeoutError) -> JSONResponse:
+    # A thread waited too long for a pooled connection: the process is at capacity.
+    logger.warning("database pool exhausted: %s", exc)
+    overloaded = OverloadedError("the server is at capacity: retry shortly")
+    return await _service_handler(_request, overloaded)
 
 
 async def _unexpected_handler(_request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error", exc_info=exc)
+    # An exception's message may quote request data (a database error quotes the texts it
+    # failed to store): ERROR names the exception and where it was raised, DEBUG has it all.
+    logger.error("unhandled error: %s\n%s", type(exc).__name__, where_raised(exc))
+    logger.debug("unhandled error, in full", exc_info=exc)
     return JSONResponse(status_code=500, content=error_body("internal_error", "internal error"))
+
+
+def where_raised(exc: BaseException) -> str:
+    """The traceback's frames (file, line, function, source line), without the message."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return "".join(traceback.format_list(frames)).rstrip()
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(ServiceError, _service_handler)
+    app.add_exception_handler(PoolTimeoutError, _pool_timeout_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

@@ -1,4 +1,5 @@
-"""OpenAPI additions: request bodies that routes read themselves (uploads) are documented too."""
+"""OpenAPI additions: request bodies that routes read themselves (uploads) are documented too,
+and so is the 413 of every operation with a body."""
 
 from __future__ import annotations
 
@@ -13,6 +14,18 @@ from app.schemas.data import ExamplesIn, PredictionsIn
 EXTRA_MODELS: tuple[type[BaseModel], ...] = (ExamplesIn, PredictionsIn)
 
 
+def _declare_body_limits(schema: dict[str, Any]) -> None:
+    """Every operation with a body may be refused with 413 (``RequestLimitsMiddleware``)."""
+    too_large = {
+        "description": "Request body over the route family's size limit (`payload_too_large`)",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
+    for operations in schema.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method in ("post", "put", "patch"):
+                operation.setdefault("responses", {}).setdefault("413", too_large)
+
+
 def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -24,6 +37,7 @@ def install_openapi(app: FastAPI) -> None:
                 model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(model_schema.pop("$defs", {}))
                 components[model.__name__] = model_schema
+            _declare_body_limits(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

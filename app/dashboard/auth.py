@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from app.api.deps import SessionDep
-from app.models import ApiKey
+from app.models import ApiKey, EndedDashboardSession, utcnow
 
 SESSION_COOKIE = "verbcal_admin"
 SESSION_MAX_AGE_S = 12 * 3600
@@ -59,9 +65,11 @@ def dashboard_secret(request: Request) -> str:
 
 
 def ensure_secret(app: Any) -> None:
-    """The signing key: the configured secret, else a random key for this process."""
+    """The signing key: the configured secret, else a random key for this process; and the
+    login throttle."""
     configured = app.state.settings.secret_key
     app.state.dashboard_secret = configured or secrets.token_urlsafe(32)
+    app.state.login_throttle = LoginThrottle(app.state.settings.login_attempts_per_minute)
 
 
 def _serializer(request: Request) -> URLSafeTimedSerializer:
@@ -102,10 +110,22 @@ def log_in(request: Request, key: ApiKey) -> DashboardSession:
     return session
 
 
-def log_out(request: Request) -> DashboardSession:
+def log_out(request: Request, db: Session) -> DashboardSession:
+    """End the current session server-side (a saved copy of its cookie stops working) and
+    start a fresh anonymous one."""
+    ended = current_session(request)
+    now = utcnow()
+    db.execute(delete(EndedDashboardSession).where(EndedDashboardSession.expires_at < now))
+    if db.get(EndedDashboardSession, _sid_hash(ended.sid)) is None:
+        expires_at = now + timedelta(seconds=SESSION_MAX_AGE_S)
+        db.add(EndedDashboardSession(sid_hash=_sid_hash(ended.sid), expires_at=expires_at))
     session = _new_session()
     request.state.dashboard_session = session
     return session
+
+
+def _sid_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
 
 
 def save_session(request: Request, response: Response) -> None:
@@ -121,8 +141,48 @@ def save_session(request: Request, response: Response) -> None:
         path=COOKIE_PATH,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=_cookie_secure(request),
     )
+
+
+def _cookie_secure(request: Request) -> bool:
+    forced = request.app.state.settings.cookie_secure
+    return forced if forced is not None else request.url.scheme == "https"
+
+
+class LoginThrottle:
+    """Failed logins per client address in a sliding minute; over the limit, refuse (429)."""
+
+    WINDOW_S = 60.0
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after_s(self, client: str) -> int | None:
+        """Seconds until ``client`` may try again, or None when it may now."""
+        now = time.monotonic()
+        with self._lock:
+            failures = self._failures.get(client)
+            if failures is None:
+                return None
+            while failures and failures[0] <= now - self.WINDOW_S:
+                failures.popleft()
+            if not failures:
+                del self._failures[client]
+                return None
+            if len(failures) < self.per_minute:
+                return None
+            return max(1, math.ceil(failures[0] + self.WINDOW_S - now))
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            self._failures.setdefault(client, deque()).append(time.monotonic())
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def csrf_token(request: Request) -> str:
@@ -153,9 +213,9 @@ class Admin:
 
 def require_admin(request: Request, session: SessionDep) -> Admin:
     """The logged-in admin; LoginRequired when there is none or the key lost admin rights."""
-    key_id = current_session(request).key_id
-    key = _admin_key(session, key_id)
-    if key is None:
+    current = current_session(request)
+    key = _admin_key(session, current.key_id)
+    if key is None or session.get(EndedDashboardSession, _sid_hash(current.sid)) is not None:
         raise LoginRequired()
     return Admin(key_id=key.id, name=key.name, prefix=key.prefix)
 

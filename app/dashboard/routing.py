@@ -14,9 +14,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.api.capacity import DatabaseRoute
 from app.api.deps import roll_back_request, run_in_db_thread
 from app.dashboard import auth
 from app.dashboard.auth import CsrfRejected, LoginRequired
@@ -70,8 +70,9 @@ async def _failure_page(request: Request, exc: Exception) -> Response:
     raise exc
 
 
-class DashboardRoute(APIRoute):
-    """Turns dashboard failures into pages: login redirects, CSRF and service errors."""
+class DashboardRoute(DatabaseRoute):
+    """Turns dashboard failures into pages: login redirects, CSRF and service errors. Like
+    API routes, a plain ``def`` page runs with its commit in one database slot."""
 
     def get_route_handler(self) -> Callable:
         handler = super().get_route_handler()

@@ -7,11 +7,14 @@ call time by ``resolve_api_key``.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import math
 import os
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.llm.errors import LLMError
 
@@ -22,13 +25,29 @@ StructuredOutput = Literal["json_schema", "json_object", "none"]
 MissingLabels = Literal["fail", "fill_zero"]
 
 
+# Sample i uses seed + i (at most 20 samples): it stays a signed 32-bit integer, which every
+# OpenAI-compatible server accepts.
+MAX_SEED = 2**31 - 20
+MAX_TOKENS = 1_000_000
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(v) for v in value)
+    return False
+
+
 class LLMConfig(BaseModel):
     """How to ask one OpenAI-compatible endpoint for a distribution over a task's labels."""
 
     model_config = ConfigDict(extra="forbid")
 
     base_url: str = Field(
-        pattern=r"^https?://[A-Za-z0-9._~%\-]+(:[0-9]{1,5})?(/[!-~]*)?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?(/[!-~]*)?$",
+        pattern=r"^https?://[A-Za-z0-9._~%\-]+(:[0-9]{1,5})?(/[!-~]*)?$|^https?://\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\](:[0-9]{1,5})?(/[!-~]*)?$",
         max_length=500,
         description="OpenAI-compatible base URL, e.g. http://host:8000/v1",
     )
@@ -53,10 +72,13 @@ class LLMConfig(BaseModel):
     )
     temperature: float = Field(default=1.0, ge=0, le=2)
     seed: int | None = Field(
-        default=0, description="Sample i is asked with seed + i (no seed sent when null)."
+        default=0,
+        ge=0,
+        le=MAX_SEED,
+        description="Sample i is asked with seed + i (no seed sent when null).",
     )
     samples: int = Field(default=1, ge=1, le=20, description="k: answers averaged per text.")
-    max_tokens: int = Field(default=400, ge=1)
+    max_tokens: int = Field(default=400, ge=1, le=MAX_TOKENS)
     timeout_s: float = Field(default=30.0, gt=0, le=600, description="Per HTTP attempt.")
     max_retries: int = Field(
         default=3, ge=0, le=10, description="Retries of 429/5xx/connection errors/timeouts."
@@ -68,6 +90,29 @@ class LLMConfig(BaseModel):
     missing_labels: MissingLabels = Field(
         default="fail", description="fail: an answer lacking a label fails; fill_zero: it gets 0."
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _parseable_url(cls, value: str) -> str:
+        host = urlsplit(value).hostname or ""
+        if value.split("//", 1)[1].startswith("["):
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError as exc:
+                raise ValueError(f"[{host}] is not an IPv6 address") from exc
+        try:
+            urlsplit(value).port  # noqa: B018 (raises for a port out of range)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("extra_body")
+    @classmethod
+    def _finite_numbers(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # JSON has no NaN or Infinity: they would be stored as null, and sent as invalid JSON.
+        if _has_non_finite(value):
+            raise ValueError("must not contain NaN or Infinity")
+        return value
 
     def params_fingerprint(self) -> str:
         """A stable short hash of the request parameters that change answers.

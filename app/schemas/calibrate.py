@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.common import Label, Probability, RequestModel, TaskName, Text
 from app.schemas.extras import Coverage, PredictionSet, PriorShiftInfo
 
 
 class CalibrateItem(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["text"],
+                    "properties": {"text": {"type": "string"}, "probabilities": {"type": "null"}},
+                },
+                {
+                    "required": ["probabilities"],
+                    "properties": {"probabilities": {"type": "object"}, "text": {"type": "null"}},
+                },
+            ]
+        }
+    )
+
     text: Text | None = Field(default=None, description="Ask the task's LLM about this text.")
     probabilities: dict[str, Probability] | None = Field(
         default=None, description="A distribution elicited elsewhere: one value per task label."

@@ -14,12 +14,24 @@ from app.schemas.extras import ConformalSpec
 class ValidationSpec(RequestModel):
     """How held-out data is chosen: a seeded holdout fraction, or k folds."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["holdout", "folds"],
+                "properties": {"holdout": {"type": "number"}, "folds": {"type": "integer"}},
+            }
+        }
+    )
+
     holdout: float | None = Field(default=0.3, gt=0, lt=1)
     folds: int | None = Field(default=None, ge=2, le=20)
     seed: int = 0
 
     @model_validator(mode="after")
     def _one_scheme(self) -> ValidationSpec:
+        holdout_given = self.holdout is not None and "holdout" in self.model_fields_set
+        if self.folds is not None and holdout_given:
+            raise ValueError("give `holdout` or `folds`, not both")
         if self.folds is not None:
             self.holdout = None
         if self.holdout is None and self.folds is None:

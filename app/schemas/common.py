@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
 
-# Database row ids: anything outside a signed 64-bit integer cannot name a row (and would
-# overflow the driver), so it is a 422, not a 500.
-MAX_ROW_ID = 2**63 - 1
+# Database row ids are INTEGER columns (signed 32-bit on PostgreSQL): anything larger cannot
+# name a row and would overflow the column in a query, so it is a 422, not a 500.
+MAX_ROW_ID = 2**31 - 1
 RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
 
 TASK_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"

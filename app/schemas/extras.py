@@ -62,3 +62,20 @@ class PriorShiftInfo(BaseModel):
         default=None, description="Recent requests the estimate used (mode estimate)."
     )
     reason: str | None = None
+
+
+class PriorMonitoring(BaseModel):
+    """Monitoring's class prior block: training prior, the task's setting, live EM estimate."""
+
+    setting: str | dict[str, float] | None = Field(description="The task's `prior`.")
+    training_prior: dict[str, float] | None
+    live_prior: dict[str, float] | None = Field(
+        description="EM estimate from the last `window` /calibrate requests (null below "
+        "VERBCAL_PRIOR_MIN_REQUESTS)."
+    )
+    standard_error: dict[str, float] | None = None
+    n: int | None = None
+    window: int
+    converged: bool | None = None
+    note: str | None = None
+    reason: str | None = None

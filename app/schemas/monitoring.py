@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel
+
+from app.schemas.extras import PriorMonitoring
 
 
 class LiveMetrics(BaseModel):
@@ -39,4 +39,4 @@ class TaskMonitoring(BaseModel):
     drift_reason: str | None
     drift_margin: float
     by_calibration: dict[str, int]
-    prior: dict[str, Any]
+    prior: PriorMonitoring | None = None

@@ -23,7 +23,12 @@ TargetPrior = Annotated[
 
 class TaskCreate(RequestModel):
     name: TaskName
-    labels: list[Label] = Field(min_length=2, max_length=100, description="Task label order.")
+    labels: list[Label] = Field(
+        min_length=2,
+        max_length=100,
+        description="Task label order (distinct labels).",
+        json_schema_extra={"uniqueItems": True},
+    )
     description: str = Field(default="", max_length=5_000)
     prompt_template: str | None = Field(
         default=None,

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.errors import ConflictError, InvalidInputError, field_error
-from app.llm.client import mean_distribution
+from app.llm.samples import mean_distribution
 from app.models import Calibration, Elicitation, Example, Task
 from app.schemas.calibrations import (
     FitRequest,
@@ -48,6 +48,7 @@ from calibrators import (
     VectorScaling,
     calibration_report,
 )
+from calibrators._validation import invalid_rows
 from calibrators.report import SUMMARY_METRICS
 from calibrators.splits import fold_assignment, holdout_split
 from calibrators.thresholds import decision_curves
@@ -58,6 +59,9 @@ BASELINE_METHOD = "resoftmax"
 # What the stored metrics estimate, by validation scheme.
 HELD_OUT_ESTIMATE = "held_out"
 OUT_OF_FOLD_ESTIMATE = "out_of_fold"
+
+
+MAX_EXAMPLES_NAMED = 20
 
 
 @dataclass
@@ -215,6 +219,28 @@ def evaluate(
     return served, model, eval_rows, fit_rows, data.example_ids[eval_rows]
 
 
+def _check_stored_rows(session: Session, data: LabelledData) -> None:
+    """Refuse stored distributions no calibrator accepts, naming their examples.
+
+    Imports reject such rows today; older data may still hold them. The error names each
+    example by its id (its own id, or ``#<row id>`` when it has none), never by array index.
+    """
+    bad = invalid_rows(data.P)
+    if not bad.size:
+        return
+    ids = [int(i) for i in data.example_ids[bad[:MAX_EXAMPLES_NAMED]]]
+    external = dict(
+        session.execute(select(Example.id, Example.external_id).where(Example.id.in_(ids))).all()
+    )
+    names = [external.get(i) or f"#{i}" for i in ids]
+    more = f" (and {bad.size - len(names)} more)" if bad.size > len(names) else ""
+    raise InvalidInputError(
+        f"cannot fit: the stored distributions of example(s) {names}{more} are invalid "
+        "(negative, NaN, infinite, all zero or overflowing): import them again",
+        [field_error("examples", "invalid stored distribution", example=name) for name in names],
+    )
+
+
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
     return {name: metrics.get(name) for name in SUMMARY_METRICS}
 
@@ -229,6 +255,7 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
             f"{data.source!r}, at least {settings.min_fit_examples} needed",
             {"available": n, "needed": settings.min_fit_examples, "source": data.source},
         )
+    _check_stored_rows(session, data)
     validation = request.validation.model_dump()
     if validation.get("folds") and validation["folds"] > n:
         raise InvalidInputError(

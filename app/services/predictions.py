@@ -6,6 +6,7 @@ counts of stored distributions by origin.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,6 +40,9 @@ def validate_distribution(
     total = sum(values)
     if not total > 0:
         errors.add(row, "probabilities", "all probabilities are zero")
+        return None
+    if not math.isfinite(total):
+        errors.add(row, "probabilities", "the probabilities are too large: their sum overflows")
         return None
     return [v / total for v in values]
 

@@ -10,7 +10,8 @@ fit time as ``Calibration.data["class_prior"]``. The correction is
 ``q'_k ∝ (π'_k / π_k) q_k`` (``calibrators.adjust_to_prior``).
 
 Estimates are cached per (task, calibration) for ``VERBCAL_PRIOR_REFRESH_S`` seconds, so a busy
-task runs EM at most once per interval; an estimate needs ``VERBCAL_PRIOR_MIN_REQUESTS`` requests.
+task runs EM at most once per interval; an estimate needs ``VERBCAL_PRIOR_MIN_REQUESTS`` requests
+(until then nothing is cached, so the estimate starts with the request that reaches the count).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings, get_settings
 from app.errors import InvalidInputError, field_error
 from app.models import CalibrationRequest, Task
-from app.schemas.extras import PriorShiftInfo
+from app.schemas.extras import PriorMonitoring, PriorShiftInfo
 from calibrators import adjust_to_prior, check_prior, class_frequencies, estimate_target_prior
 
 ESTIMATE = "estimate"
@@ -62,7 +63,7 @@ def validate_prior(labels: list[str], prior: Any) -> Any:
     return dict(zip(labels, values.tolist(), strict=True))
 
 
-class _EstimateCache:
+class EstimateCache:
     """The latest EM estimate per (task id, task creation time, calibration id), with its time.
 
     The creation time tells apart tasks that reuse a deleted task's id (a calibration id is
@@ -85,7 +86,7 @@ class _EstimateCache:
             self._items[key] = (time.monotonic(), estimate, n)
 
 
-ESTIMATE_CACHE = _EstimateCache()
+ESTIMATE_CACHE = EstimateCache()
 
 
 def recent_raw_probabilities(session: Session, task: Task, window: int) -> np.ndarray:
@@ -124,7 +125,10 @@ def _cached_estimate(session, task, served, settings) -> tuple[dict[str, Any] | 
     estimate, n = estimate_live_prior(
         session, task, served.calibrator, served.class_prior, settings
     )
-    ESTIMATE_CACHE.put(key, estimate, n)
+    # Too few requests is not cached: the next request may bring the count up (and reading
+    # fewer than VERBCAL_PRIOR_MIN_REQUESTS rows is cheap).
+    if estimate is not None:
+        ESTIMATE_CACHE.put(key, estimate, n)
     return estimate, n
 
 
@@ -182,7 +186,7 @@ def apply_prior(
 
 def monitoring_prior(
     session: Session, task: Task, served: Any, settings: Settings
-) -> dict[str, Any]:
+) -> PriorMonitoring:
     """The training prior, the task's prior setting and the live EM estimate (for monitoring)."""
     labels = list(task.labels)
     result: dict[str, Any] = {
@@ -196,7 +200,7 @@ def monitoring_prior(
     }
     if served is None or served.class_prior is None:
         result["reason"] = "no active calibration with a training prior"
-        return result
+        return PriorMonitoring(**result)
     result["training_prior"] = _named(labels, served.class_prior)
     estimate, n = estimate_live_prior(
         session, task, served.calibrator, served.class_prior, settings
@@ -206,10 +210,10 @@ def monitoring_prior(
         result["reason"] = (
             f"{n} recent requests; the estimate needs at least {settings.prior_min_requests}"
         )
-        return result
+        return PriorMonitoring(**result)
     result["live_prior"] = _named(labels, estimate["prior"])
     if estimate["standard_error"] is not None:
         result["standard_error"] = _named(labels, estimate["standard_error"])
     result["converged"] = estimate["converged"]
     result["note"] = estimate["note"]
-    return result
+    return PriorMonitoring(**result)

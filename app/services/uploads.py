@@ -1,4 +1,5 @@
-"""Uploads: CSV or JSONL bodies parsed into rows, row-count limits, per-row error collection.
+"""Uploads: CSV or JSONL bodies parsed into rows as they stream in, row and cell limits,
+per-row error collection.
 
 Every import validates all rows first and raises one ``InvalidInputError`` listing the bad
 rows (``details``: field, row, message); nothing is written unless every row is valid.
@@ -6,10 +7,12 @@ rows (``details``: field, row, message); nothing is written unless every row is 
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import json
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -59,18 +62,168 @@ def check_row_count(rows: Sequence[Any], settings: Settings) -> None:
         )
 
 
-def parse_upload(content: bytes, content_type: str, filename: str | None = None) -> list[Any]:
-    """Rows of a CSV or JSONL upload as dicts (row numbers are 0-based data rows)."""
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
+# A JSONL line holds one text (up to max_text_length characters, up to 6 per character once
+# escaped as \uXXXX) plus short fields; a CSV header holds short column names.
+_JSONL_ESCAPE_FACTOR = 6
+_ROW_SLACK_CHARS = 65_536
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """Limits checked while an upload streams in: rows, and characters per CSV cell."""
+
+    max_rows: int
+    max_cell_chars: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> UploadLimits:
+        return cls(max_rows=settings.max_upload_rows, max_cell_chars=settings.max_text_length)
+
+
+class UploadParser:
+    """Rows of a CSV or JSONL upload, parsed as its bytes arrive (``feed``, then ``close``).
+
+    Rows are dicts (CSV: by header) numbered from 0 (the first data row); a row that cannot be
+    parsed becomes ``{"__error__": message}`` for the import to report. The limits stop the
+    upload as soon as a row breaks them (422 naming the row): more than ``max_rows`` rows, a
+    CSV cell longer than ``max_cell_chars``, or a row that grows past every such cell.
+    """
+
+    def __init__(self, kind: str, limits: UploadLimits) -> None:
+        self.kind = kind
+        self.limits = limits
+        self.rows: list[Any] = []
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self._pending = ""
+        self._scanned = 0  # characters of _pending already scanned for a record end
+        self._in_quotes = False
+        self._header: list[str] | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        try:
+            self._pending += self._decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(
+                "upload is not valid UTF-8", [field_error("file", str(exc))]
+            ) from exc
+        self._drain()
+
+    def close(self) -> list[Any]:
+        self.feed(b"")
+        try:
+            self._pending += self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(
+                "upload is not valid UTF-8", [field_error("file", str(exc))]
+            ) from exc
+        if self._pending:
+            self._record(self._pending)
+            self._pending = ""
+        if self.kind == "csv" and self._header is None:
+            raise InvalidInputError("the CSV file is empty", [field_error("file", "no header row")])
+        return self.rows
+
+    @property
+    def _row(self) -> int:
+        return len(self.rows)
+
+    def _max_record_chars(self) -> int:
+        if self.kind == "jsonl":
+            return _JSONL_ESCAPE_FACTOR * self.limits.max_cell_chars + _ROW_SLACK_CHARS
+        if self._header is None:
+            return _ROW_SLACK_CHARS
+        # Every cell at its limit, each quote doubled, quoted, plus a separator.
+        return len(self._header) * (2 * self.limits.max_cell_chars + 3) + 2
+
+    def _drain(self) -> None:
+        """Split off every complete record: a newline outside CSV quotes ends one."""
+        pending, start, position = self._pending, 0, self._scanned
+        while True:
+            newline = pending.find("\n", position)
+            if newline < 0:
+                break
+            if self.kind == "csv":
+                # Doubled quotes inside a quoted cell flip the state twice: parity is enough.
+                self._in_quotes ^= pending.count('"', position, newline) % 2 == 1
+                if self._in_quotes:
+                    position = newline + 1
+                    continue
+            self._record(pending[start : newline + 1])
+            start = position = newline + 1
+        if self.kind == "csv":
+            self._in_quotes ^= pending.count('"', position) % 2 == 1
+        self._pending = pending[start:]
+        self._scanned = len(self._pending)
+        if len(self._pending) > self._max_record_chars():
+            self._too_long()
+
+    def _too_long(self) -> None:
+        what = "row" if self._header is not None or self.kind == "jsonl" else "header row"
         raise InvalidInputError(
-            "upload is not valid UTF-8", [field_error("file", str(exc))]
-        ) from exc
-    kind = _upload_kind(content_type, filename)
-    if kind == "csv":
-        return _parse_csv(text)
-    return _parse_jsonl(text)
+            f"row {self._row}: the {what} is longer than any valid row "
+            f"(cells of at most {self.limits.max_cell_chars} characters)",
+            [field_error("row", "too long", row=self._row)],
+        )
+
+    def _record(self, text: str) -> None:
+        if not text.strip():
+            return
+        if len(text) > self._max_record_chars():
+            self._too_long()
+        if self.kind == "jsonl":
+            try:
+                row = json.loads(text, parse_constant=reject_json_constant)
+            except (ValueError, RecursionError) as exc:
+                row = {"__error__": f"invalid JSON: {exc}"}
+            self._append(row)
+            return
+        try:
+            cells = next(csv.reader([text]))
+        except csv.Error as exc:
+            raise InvalidInputError(
+                f"row {self._row}: {exc}", [field_error("row", str(exc), row=self._row)]
+            ) from exc
+        if self._header is None:
+            self._header = [cell.strip() for cell in cells]
+            return
+        for column, cell in zip(self._header, cells, strict=False):
+            if len(cell) > self.limits.max_cell_chars:
+                raise InvalidInputError(
+                    f"row {self._row}: cell {column!r} longer than "
+                    f"{self.limits.max_cell_chars} characters",
+                    [field_error(column, "cell too long", row=self._row)],
+                )
+        if len(cells) > len(self._header):
+            self._append({"__error__": "row has more cells than the header"})
+            return
+        padded = cells + [None] * (len(self._header) - len(cells))
+        self._append(dict(zip(self._header, padded, strict=True)))
+
+    def _append(self, row: Any) -> None:
+        if len(self.rows) >= self.limits.max_rows:
+            raise InvalidInputError(
+                f"too many rows: more than {self.limits.max_rows}",
+                [field_error("rows", f"at most {self.limits.max_rows} rows per import")],
+            )
+        self.rows.append(row)
+
+
+def upload_parser(content_type: str, filename: str | None, limits: UploadLimits) -> UploadParser:
+    """A parser for a CSV (text/csv, .csv) or JSONL (application/x-ndjson, .jsonl) upload."""
+    return UploadParser(_upload_kind(content_type, filename), limits)
+
+
+def parse_upload(
+    content: bytes,
+    content_type: str,
+    filename: str | None = None,
+    limits: UploadLimits | None = None,
+) -> list[Any]:
+    """Rows of a whole CSV or JSONL upload as dicts (row numbers are 0-based data rows)."""
+    limits = limits or UploadLimits(max_rows=sys.maxsize, max_cell_chars=sys.maxsize // 8)
+    parser = upload_parser(content_type, filename, limits)
+    parser.feed(content)
+    return parser.close()
 
 
 def _upload_kind(content_type: str, filename: str | None) -> str:
@@ -86,31 +239,6 @@ def _upload_kind(content_type: str, filename: str | None) -> str:
         "(application/x-ndjson, .jsonl)",
         [field_error("file", f"content type {content_type!r}, file name {filename!r}")],
     )
-
-
-def _parse_csv(text: str) -> list[Any]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames:
-        raise InvalidInputError("the CSV file is empty", [field_error("file", "no header row")])
-    rows: list[Any] = []
-    for record in reader:
-        if None in record:  # more cells than header columns
-            rows.append({"__error__": "row has more cells than the header"})
-            continue
-        rows.append({k.strip(): v for k, v in record.items() if k is not None})
-    return rows
-
-
-def _parse_jsonl(text: str) -> list[Any]:
-    rows: list[Any] = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line, parse_constant=reject_json_constant))
-        except (ValueError, RecursionError) as exc:
-            rows.append({"__error__": f"invalid JSON: {exc}"})
-    return rows
 
 
 def reject_json_constant(name: str) -> Any:

@@ -27,14 +27,14 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 from sqlalchemy import select
 
 from app.db import create_db_engine, create_session_factory, transaction
-from app.demo import stop_process
 from app.models import Elicitation, Example, Task
+from app.processes import log_tail, start_child, stop_process
 from scripts.real_llm import fetch, pins
 from scripts.real_llm.articles import LABELS, Article, read_articles, stratified_split
 from scripts.real_llm.summary import (
@@ -87,40 +87,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when this script dies, even by SIGKILL (Linux only)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _tail(log: IO[bytes], lines: int = 20) -> str:
-    log.flush()
-    log.seek(0)
-    return "\n".join(log.read().decode(errors="replace").splitlines()[-lines:])
-
-
 @contextlib.contextmanager
 def child(
     name: str, command: list[str], env: dict[str, str], ready: Callable[[], bool]
 ) -> Iterator[subprocess.Popen]:
     """Run ``command`` until the block ends; wait until ``ready()`` first. Always stopped."""
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
+        process = start_child(command, log, env)
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
             while not ready():
                 if process.poll() is not None:
-                    raise StageFailed(f"{name} exited with {process.returncode}:\n{_tail(log)}")
+                    raise StageFailed(
+                        f"{name} exited with {process.returncode}:\n{log_tail(log, 20)}"
+                    )
                 if time.monotonic() > deadline:
                     raise StageFailed(f"{name} not ready after {START_TIMEOUT_S:.0f} s")
                 time.sleep(0.5)
@@ -128,7 +108,9 @@ def child(
         finally:
             stop_process(process, timeout_s=10.0)
             if process.returncode not in (0, -signal.SIGTERM, None):
-                say(f"{name} exited with {process.returncode}; its last lines:\n{_tail(log)}")
+                say(
+                    f"{name} exited with {process.returncode}; its last lines:\n{log_tail(log, 20)}"
+                )
 
 
 def _answers_200(url: str) -> Callable[[], bool]:

@@ -7,6 +7,7 @@ cannot be reached, the PostgreSQL variants are skipped, unless VERBCAL_REQUIRE_P
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -36,11 +37,11 @@ def _postgres_unreachable(reason: str) -> None:
     pytest.skip(f"PostgreSQL unreachable: {reason}")
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test session, dropped at the end."""
+@contextlib.contextmanager
+def new_postgres_database(prefix: str) -> Iterator[str]:
+    """The URL of a new, empty database ``prefix_<random>`` on the test server, dropped after."""
     server = make_url(postgres_server_url())
-    name = f"verbcal_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin_engine = create_engine(server, isolation_level="AUTOCOMMIT")
     try:
         with admin_engine.connect() as conn:
@@ -48,12 +49,20 @@ def postgres_database() -> Iterator[str]:
     except Exception as exc:
         admin_engine.dispose()
         _postgres_unreachable(str(exc).splitlines()[0])
-    url = server.set(database=name).render_as_string(hide_password=False)
-    upgrade_to_head(url)
-    yield url
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin_engine.dispose()
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin_engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session, dropped at the end."""
+    with new_postgres_database("verbcal_test") as url:
+        upgrade_to_head(url)
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Test data shared by the API and dashboard tests."""
+"""Test data shared by the app tests (API, dashboard, services, offline commands)."""
 
 import numpy as np
 
@@ -23,3 +23,12 @@ def overconfident_items(n: int, seed: int = 0) -> list[dict]:
         }
         for i in range(n)
     ]
+
+
+def overconfident_data(n: int, t0: float = 2.0, seed: int = 0, n_classes: int = 3):
+    """``(P, y)``: labels drawn from a posterior; P is posterior**t0, renormalized."""
+    rng = np.random.default_rng(seed)
+    posterior = rng.dirichlet(np.full(n_classes, 0.8), size=n)
+    y = np.array([rng.choice(n_classes, p=row) for row in posterior])
+    stated = posterior**t0
+    return stated / stated.sum(axis=1, keepdims=True), y

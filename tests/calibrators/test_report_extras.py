@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from calibrators import TemperatureScaling, aurc, score_decompositions, smooth_reliability_diagram
-from calibrators.report_extras import conformal_coverage, report_extras
+from calibrators.report_extras import (
+    MAX_BAND_CELLS,
+    band_resamples,
+    conformal_coverage,
+    report_extras,
+)
 from calibrators.splits import fold_assignment
 from tests.calibrators.simulated import draw_tickets, stated
 
@@ -145,3 +150,20 @@ def test_bad_input_raises():
         conformal_coverage({}, Q, [0], ["x", "y"])
     with pytest.raises(ValueError, match="shape of P"):
         report_extras(np.array([[0.5, 0.5], [0.2, 0.8]]), [0, 1], ["x", "y"], Q=Q)
+
+
+def test_band_resamples_are_capped_for_many_rows():
+    assert band_resamples(200, 450) == 200
+    assert band_resamples(0, 10**6) == 0
+    assert band_resamples(200, 50_000) == MAX_BAND_CELLS // 50_000 == 40
+    assert band_resamples(200, 10**7) == 20  # never fewer than MIN_BAND_RESAMPLES
+    assert band_resamples(10, 10**7) == 10  # nor more than asked
+    rng = np.random.default_rng(1)
+    n = MAX_BAND_CELLS // 30 + 1  # just too many rows for 30 resamples
+    P = rng.dirichlet([1, 1], size=n)
+    extras = report_extras(P, rng.integers(0, 2, n), ["x", "y"], n_boot=30)
+    assert extras["smooth_ece"]["raw"]["n_boot"] == 29
+    assert extras["notes"] == [
+        f"smooth_ece: the band uses 29 bootstrap resamples instead of 30 for {n} rows "
+        f"(at most {MAX_BAND_CELLS} resampled rows)"
+    ]

@@ -9,7 +9,7 @@ from scipy.optimize import minimize_scalar
 from sklearn.calibration import _TemperatureScaling
 from sklearn.exceptions import NotFittedError
 
-from calibrators import _dedup, temperature
+from calibrators import _dedup, log_temperature
 from calibrators._dedup import unique_rows
 from calibrators.logits import inverse_softmax, softmax
 from calibrators.temperature import DEFAULT_EPS_GRID, TemperatureScaling
@@ -253,8 +253,8 @@ def test_invalid_data():
 def test_warm_start_on_a_subset_gives_the_same_fit(monkeypatch):
     P, y = verbalized(3_000, 4, 2.0, seed=8)
     cold = TemperatureScaling(eps=0).fit(P, y)
-    monkeypatch.setattr(temperature, "_WARM_START_MIN_ROWS", 100)
-    monkeypatch.setattr(temperature, "_WARM_START_SUBSET_ROWS", 300)
+    monkeypatch.setattr(log_temperature, "_WARM_START_MIN_ROWS", 100)
+    monkeypatch.setattr(log_temperature, "_WARM_START_SUBSET_ROWS", 300)
     warm = TemperatureScaling(eps=0).fit(P, y)
     assert warm.temperature_ == pytest.approx(cold.temperature_, rel=1e-9)
     assert warm.n_iter_ < cold.n_iter_
@@ -292,3 +292,10 @@ def test_eps_auto_needs_as_many_samples_as_folds():
     P = np.array([[0.9, 0.1], [0.2, 0.8]])
     with pytest.raises(ValueError, match="auto_folds=5 needs at least 5 samples"):
         TemperatureScaling(eps="auto").fit(P, [0, 1])
+
+
+def test_a_row_whose_sum_overflows_is_invalid_not_zeros():
+    # 1e308 + 1e308 is inf: renormalizing would give [0, 0] and a fit on zeros.
+    rows = [[0.5, 0.5], [1e308, 1e308], [0.2, 0.8]]
+    with pytest.raises(ValueError, match=r"overflowing sum\) at indices \[1\]"):
+        TemperatureScaling().fit(rows, [0, 1, 1])

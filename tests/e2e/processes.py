@@ -91,3 +91,31 @@ def processes(log_dir: Path) -> Iterator[Processes]:
         yield group
     finally:
         group.stop_all()
+
+
+def run_verbcal(argv: Sequence[str], env: Mapping[str, str], timeout_s: float = 60) -> str:
+    """Run a ``verbcal`` command to completion; its stdout (stderr in the error if it fails)."""
+    done = subprocess.run(
+        verbcal_command(argv),
+        env=dict(env),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stderr}"
+    return done.stdout
+
+
+def serve_migrated(
+    started: Processes, database_url: str, settings: Mapping[str, str] | None = None
+) -> tuple[str, str, dict[str, str]]:
+    """Migrate ``database_url``, start ``verbcal serve`` on it; (base URL, admin key, env)."""
+    env = clean_environment({"VERBCAL_DATABASE_URL": database_url, **(settings or {})})
+    run_verbcal(["verbcal", "migrate"], env)
+    admin_key = run_verbcal(["verbcal", "keys", "create", "--role", "admin"], env).strip()
+    port = free_port()
+    started.start("api", verbcal_command(["verbcal", "serve", "--port", str(port)]), env)
+    base_url = f"http://127.0.0.1:{port}"
+    started.wait_for_http("api", f"{base_url}/readyz")
+    return base_url, admin_key, env

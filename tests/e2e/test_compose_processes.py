@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-import uuid
 
 import httpx
 import pytest
@@ -18,7 +17,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app.llm.synthetic import TICKET_LABELS, generate_examples
-from tests.app.conftest import _postgres_unreachable, postgres_server_url
 from tests.e2e.processes import (
     REPO_ROOT,
     clean_environment,
@@ -79,25 +77,6 @@ def local_command(name: str, port: int | None = None) -> list[str]:
     if port is not None:
         argv[argv.index("--port") + 1] = str(port)
     return verbcal_command(argv)
-
-
-@pytest.fixture
-def fresh_postgres_database():
-    server = make_url(postgres_server_url())
-    name = f"verbcal_compose_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        _postgres_unreachable(str(exc).splitlines()[0])
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def wait_for_job(client: httpx.Client, job_id: str, timeout_s: float = 60) -> dict:

@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from app.api.capacity import DatabaseRoute
 from app.api.deps import AnyKey, DbRunnerDep, MetricsDep, SessionDep, SettingsDep
 from app.api.errors import error_responses
 from app.schemas.calibrate import (
@@ -14,7 +15,7 @@ from app.schemas.calibrate import (
 )
 from app.services import serving as serving_service
 
-router = APIRouter(tags=["calibrate"])
+router = APIRouter(tags=["calibrate"], route_class=DatabaseRoute)
 
 
 @router.post(

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
+from app.api.capacity import DatabaseRoute
 from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep
 from app.api.errors import error_responses
 from app.schemas.calibrations import (
@@ -21,7 +22,7 @@ from app.services import reports as report_service
 from app.services import versions as version_service
 from app.services.tasks import active_calibration, get_task
 
-router = APIRouter(prefix="/tasks/{name}", tags=["calibrations"])
+router = APIRouter(prefix="/tasks/{name}", tags=["calibrations"], route_class=DatabaseRoute)
 
 
 @router.post(

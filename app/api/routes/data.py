@@ -7,12 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep
+from app.api.capacity import DatabaseRoute
+from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep, run_in_db_thread
 from app.api.errors import error_responses
 from app.config import Settings
+from app.db import retry_on_write_race
 from app.errors import InvalidInputError, field_error
 from app.models import Task
 from app.schemas.common import MAX_ROW_ID
@@ -22,7 +23,7 @@ from app.services import predictions as prediction_service
 from app.services import uploads
 from app.services.tasks import get_task
 
-router = APIRouter(prefix="/tasks/{name}", tags=["data"])
+router = APIRouter(prefix="/tasks/{name}", tags=["data"], route_class=DatabaseRoute)
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -47,12 +48,17 @@ def _upload_doc(model: str) -> dict[str, Any]:
     return json.loads(json.dumps(_UPLOAD_BODY).replace("{model}", model))
 
 
-async def _read_rows(request: Request, json_key: str) -> tuple[list[Any], bool]:
+_UPLOAD_CHUNK_BYTES = 2**20
+
+
+async def _read_rows(request: Request, json_key: str, settings: Settings) -> tuple[list[Any], bool]:
     """Rows from a JSON body (its ``json_key`` list), a raw CSV/JSONL body, or a multipart file.
 
-    Returns (rows, from_csv).
+    CSV and JSONL are parsed as they stream in, so the row and cell limits stop a too-large
+    upload early (the body size limit is ``RequestLimitsMiddleware``'s). Returns (rows, from_csv).
     """
     content_type = request.headers.get("content-type", "").lower()
+    limits = uploads.UploadLimits.of(settings)
     if content_type.startswith("multipart/form-data"):
         form = await request.form()
         upload = form.get("file")
@@ -60,15 +66,16 @@ async def _read_rows(request: Request, json_key: str) -> tuple[list[Any], bool]:
             raise InvalidInputError(
                 "multipart upload needs a `file` field", [field_error("file", "missing")]
             )
-        content = await upload.read()
         kind = upload.content_type or ""
-        rows = uploads.parse_upload(content, kind, upload.filename)
-        return rows, "csv" in kind or (upload.filename or "").lower().endswith(".csv")
-    body = await request.body()
+        parser = uploads.upload_parser(kind, upload.filename, limits)
+        while chunk := await upload.read(_UPLOAD_CHUNK_BYTES):
+            parser.feed(chunk)
+        return parser.close(), parser.kind == "csv"
     if content_type.startswith("application/json") or not content_type:
+        body = await request.body()
         try:
             payload = json.loads(body, parse_constant=uploads.reject_json_constant)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidInputError(
                 f"invalid JSON: {exc}", [field_error("body", str(exc))]
             ) from exc
@@ -83,7 +90,10 @@ async def _read_rows(request: Request, json_key: str) -> tuple[list[Any], bool]:
                 f"unknown field(s) {extra}", [field_error(extra[0], "unknown field")]
             )
         return payload[json_key], False
-    return uploads.parse_upload(body, content_type), "csv" in content_type
+    parser = uploads.upload_parser(content_type, None, limits)
+    async for chunk in request.stream():
+        parser.feed(chunk)
+    return parser.close(), parser.kind == "csv"
 
 
 def _import(
@@ -93,8 +103,16 @@ def _import(
     settings: Settings,
     importer: Callable[[Session, Task, list[Any], Settings], ImportResult],
 ) -> ImportResult:
-    """Run an all-or-nothing import service on the named task (blocking: call in a thread)."""
-    return importer(session, get_task(session, name), rows, settings)
+    """Run an all-or-nothing import service on the named task (blocking: call in a thread).
+
+    Identical imports at the same moment race on the same unique keys: the losers run again
+    and find the winner's rows (``retry_on_write_race``).
+    """
+
+    def attempt(session: Session) -> ImportResult:
+        return importer(session, get_task(session, name), rows, settings)
+
+    return retry_on_write_race(session, attempt)
 
 
 @router.post(
@@ -107,9 +125,9 @@ def _import(
 async def import_examples(
     name: str, request: Request, session: SessionDep, settings: SettingsDep, _key: AdminKey
 ) -> ImportResult:
-    rows, _ = await _read_rows(request, "examples")
-    return await run_in_threadpool(
-        _import, session, name, rows, settings, example_service.import_examples
+    rows, _ = await _read_rows(request, "examples", settings)
+    return await run_in_db_thread(
+        request, _import, session, name, rows, settings, example_service.import_examples
     )
 
 
@@ -138,9 +156,9 @@ def list_examples(
 async def import_predictions(
     name: str, request: Request, session: SessionDep, settings: SettingsDep, _key: AdminKey
 ) -> ImportResult:
-    rows, from_csv = await _read_rows(request, "items")
+    rows, from_csv = await _read_rows(request, "items", settings)
     if from_csv:
         rows = [uploads.csv_probability_row(r) for r in rows]
-    return await run_in_threadpool(
-        _import, session, name, rows, settings, prediction_service.import_predictions
+    return await run_in_db_thread(
+        request, _import, session, name, rows, settings, prediction_service.import_predictions
     )

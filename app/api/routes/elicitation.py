@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter, Request, status
 
+from app.api.capacity import DatabaseRoute
 from app.api.deps import AdminKey, SessionDep, SettingsDep, run_in_db_thread
 from app.api.errors import error_responses
 from app.llm.check import ServerCheck
@@ -11,7 +12,7 @@ from app.services import jobs as job_service
 from app.services import llm_check
 from app.services.tasks import get_task
 
-router = APIRouter(prefix="/tasks/{name}", tags=["elicitation"])
+router = APIRouter(prefix="/tasks/{name}", tags=["elicitation"], route_class=DatabaseRoute)
 
 
 @router.post(

@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter
 
+from app.api.capacity import DatabaseRoute
 from app.api.deps import AdminKey, AnyKey, SessionDep
 from app.api.errors import error_responses
 from app.schemas.jobs import JobOut
 from app.services import jobs as job_service
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], route_class=DatabaseRoute)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=error_responses(404))

@@ -2,13 +2,14 @@
 
 from fastapi import APIRouter, Query
 
+from app.api.capacity import DatabaseRoute
 from app.api.deps import AnyKey, SessionDep, SettingsDep
 from app.api.errors import error_responses
 from app.schemas.monitoring import TaskMonitoring
 from app.services.monitoring import task_monitoring
 from app.services.tasks import get_task
 
-router = APIRouter(prefix="/tasks/{name}", tags=["monitoring"])
+router = APIRouter(prefix="/tasks/{name}", tags=["monitoring"], route_class=DatabaseRoute)
 
 
 @router.get("/monitoring", response_model=TaskMonitoring, responses=error_responses(404))

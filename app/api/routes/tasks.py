@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter, Response, status
 
+from app.api.capacity import DatabaseRoute
 from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep
 from app.api.errors import error_responses
 from app.schemas.tasks import TaskCreate, TaskOut, TaskUpdate
 from app.services import tasks as task_service
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=DatabaseRoute)
 
 
 @router.post(

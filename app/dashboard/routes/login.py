@@ -34,8 +34,17 @@ def login(
 ) -> Response:
     secret = str(form.get("api_key") or "").strip()
     next_url = _safe_next(str(form.get("next") or ""))
+    throttle: auth.LoginThrottle = request.app.state.login_throttle
+    client = auth.client_address(request)
+    wait_s = throttle.retry_after_s(client)
+    if wait_s is not None:
+        error = f"Too many failed logins: try again in {wait_s} seconds."
+        page = render(request, "login.html", {"next": next_url, "error": error}, 429)
+        page.headers["Retry-After"] = str(wait_s)
+        return page
     key = key_service.authenticate(session, secret) if secret else None
     if key is None or key.role != "admin":
+        throttle.failed(client)
         error = (
             "This key cannot log in: the dashboard needs an admin key."
             if key is not None
@@ -49,7 +58,10 @@ def login(
 
 @router.post("/logout")
 def logout(
-    request: Request, _admin: AdminDep, _form: FormData = Depends(auth.verified_form)
+    request: Request,
+    session: SessionDep,
+    _admin: AdminDep,
+    _form: FormData = Depends(auth.verified_form),
 ) -> Response:
-    auth.log_out(request)
+    auth.log_out(request, session)
     return redirect(request, "/admin/login", "Logged out.")

@@ -7,6 +7,7 @@ import pytest
 
 from app.config import Settings
 from app.llm import synthetic
+from app.services.prior import EstimateCache
 from calibrators import adjust_to_prior, log_loss
 from tests.app.factories import LABELS, overconfident_items
 from tests.calibrators.simulated import draw_tickets, stated
@@ -16,16 +17,9 @@ SHIFTED = np.array([0.1, 0.2, 0.3, 0.4])  # the generator's own mix is (0.35, 0.
 
 
 @pytest.fixture
-def settings(database_url) -> Settings:
-    return Settings(
-        database_url=database_url,
-        embedded_worker=False,
-        secret_key="test-secret",
-        min_fit_examples=20,
-        log_json=False,
-        prior_window=5_000,
-        prior_min_requests=50,
-    )
+def settings(settings) -> Settings:
+    """The API tests' settings with a wider prior window and a lower minimum."""
+    return settings.model_copy(update={"prior_window": 5_000, "prior_min_requests": 50})
 
 
 def probabilities(row, labels=TICKETS):
@@ -174,3 +168,35 @@ def test_estimated_prior_from_shifted_simulator_traffic(client, app_client):
     print(f"NLL on shifted traffic: uncorrected {before:.4f}, prior-corrected {after:.4f}")
     assert after < before
     json.dumps(r.json(), allow_nan=False)
+
+
+def send_traffic(app_client, n: int, seed: int) -> None:
+    items = [{"probabilities": i["probabilities"]} for i in overconfident_items(n, seed=seed)]
+    r = app_client.post("/calibrate/batch", json={"task": "t", "items": items})
+    assert r.status_code == 200 and r.json()["failed"] == 0
+
+
+def estimate_n(app_client) -> int:
+    p = {"a": 0.6, "b": 0.3, "c": 0.1}
+    return app_client.post("/calibrate", json={"task": "t", "probabilities": p}).json()[
+        "prior_shift"
+    ]["n"]
+
+
+def test_estimate_is_reused_for_the_refresh_interval(client, app_client, task):
+    client.post("/tasks/t/fit", json={})
+    client.patch("/tasks/t", json={"prior": "estimate"})
+    send_traffic(app_client, 60, seed=1)
+    assert estimate_n(app_client) == 60  # estimated now, from the 60 requests before it
+    send_traffic(app_client, 60, seed=2)
+    assert estimate_n(app_client) == 60  # within VERBCAL_PRIOR_REFRESH_S (60 s): reused
+    # Monitoring always estimates afresh: 60 + 1 + 60 + 1 requests so far.
+    assert client.get("/tasks/t/monitoring").json()["prior"]["n"] == 122
+
+
+def test_estimate_cache_with_zero_refresh_never_reuses():
+    cache = EstimateCache()
+    cache.put(("task", 1), {"prior": [0.5, 0.5]}, 10)
+    assert cache.get(("task", 1), 3600.0) == ({"prior": [0.5, 0.5]}, 10)
+    assert cache.get(("task", 1), 0.0) is None
+    assert cache.get(("task", 2), 3600.0) is None

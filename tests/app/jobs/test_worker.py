@@ -242,6 +242,26 @@ def seed_task(session_factory, base_url: str, name: str, n: int, samples: int) -
         start_elicitation(session, task)
 
 
+def start_worker_process(
+    database_url: str, stderr: int = subprocess.DEVNULL, **extra_env: str
+) -> subprocess.Popen:
+    """``python -m app.jobs.worker`` on ``database_url``: polling every 0.1 s, batches of 4."""
+    env = os.environ | {
+        "VERBCAL_DATABASE_URL": database_url,
+        "VERBCAL_WORKER_POLL_S": "0.1",
+        "VERBCAL_JOB_BATCH_SIZE": "4",
+        "VERBCAL_LOG_JSON": "false",
+        **extra_env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.jobs.worker"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+
+
 def job_row(session_factory) -> Job:
     with transaction(session_factory) as session:
         return session.scalars(select(Job)).one()
@@ -255,20 +275,7 @@ def test_a_killed_workers_job_is_resumed_without_duplicates(pg_url, simulator):
     session_factory = create_session_factory(engine)
     examples, samples = 20, 2
     seed_task(session_factory, simulator.base_url, "tickets", examples, samples)
-    env = os.environ | {
-        "VERBCAL_DATABASE_URL": pg_url,
-        "VERBCAL_JOB_LEASE_S": "2",
-        "VERBCAL_WORKER_POLL_S": "0.1",
-        "VERBCAL_JOB_BATCH_SIZE": "4",
-        "VERBCAL_LOG_JSON": "false",
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "app.jobs.worker"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    worker = start_worker_process(pg_url, stderr=subprocess.PIPE, VERBCAL_JOB_LEASE_S="2")
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -354,19 +361,7 @@ def test_sigterm_puts_the_running_job_back_in_the_queue(
 ):
     create_task(client, simulator.base_url, n=20, samples=1, concurrency=2)
     job_id = client.post("/tasks/tickets/elicitations").json()["id"]
-    env = os.environ | {
-        "VERBCAL_DATABASE_URL": settings.database_url,
-        "VERBCAL_WORKER_POLL_S": "0.1",
-        "VERBCAL_JOB_BATCH_SIZE": "4",
-        "VERBCAL_LOG_JSON": "false",
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "app.jobs.worker"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = start_worker_process(settings.database_url)
     try:
         deadline = time.monotonic() + 60
         while client.get(f"/jobs/{job_id}").json()["done"] == 0:

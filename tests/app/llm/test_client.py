@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from app.llm.client import LLMClient, RetryPolicy, mean_distribution, parse_retry_after
+from app.llm.client import LLMClient, RetryPolicy
 from app.llm.config import LLMConfig
 from app.llm.errors import LLMError
 from app.llm.synthetic import TICKET_LABELS, generate_examples
@@ -247,26 +247,6 @@ def test_missing_key_variable_fails_every_sample_without_a_request(simulator, ru
     assert simulator.stats()["requests"] == 0
 
 
-@pytest.mark.parametrize(
-    ("seconds", "expected"), [("0.2", 0.2), ("3", 3.0), ("junk", None), (None, None)]
-)
-def test_parse_retry_after_seconds(seconds, expected):
-    headers = {} if seconds is None else {"retry-after": seconds}
-    assert parse_retry_after(headers) == expected
-
-
-def test_parse_retry_after_http_date_and_ms():
-    future = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 5))
-    assert 3 <= parse_retry_after({"retry-after": future}) <= 5.5
-    assert parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
-
-
-def test_retry_after_wait_is_capped():
-    policy = RetryPolicy(max_retry_after_s=2.0, jitter=0.0)
-    assert policy.wait_s(0, 3600) == 2.0
-    assert policy.wait_s(0, 0.2) == 0.2
-
-
 SECRET = "sk-verbcal-test-DO-NOT-LEAK-7f3a9c"
 
 
@@ -418,14 +398,3 @@ def test_elicit_many_restricts_each_text_to_its_sample_indices(simulator, run_as
     assert [s.index for s in results[1].samples] == [0, 1, 2]
     with pytest.raises(ValueError, match="one entry per text"):
         run_async(client.elicit_many(TEXTS[:2], LABELS, sample_indices=[[0]]))
-
-
-def test_mean_distribution_is_the_elementwise_mean_in_label_order():
-    # (0.5 + 0.25 + 0.75) / 3 = 0.5, (0.5 + 0.75 + 0.25) / 3 = 0.5; a single sample is itself.
-    assert mean_distribution([[0.5, 0.5], [0.25, 0.75], [0.75, 0.25]]) == [0.5, 0.5]
-    assert mean_distribution([[0.1, 0.2, 0.7]]) == [0.1, 0.2, 0.7]
-    assert mean_distribution([[0.2, 0.8], [0.6, 0.4]]) == [0.4, 0.6000000000000001]
-    with pytest.raises(ValueError):
-        mean_distribution([])
-    with pytest.raises(ValueError):
-        mean_distribution([[0.5, 0.5], [1.0]])

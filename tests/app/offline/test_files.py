@@ -1,4 +1,4 @@
-"""Reading distribution files for the offline commands, and the held-out fit."""
+"""Reading distribution files for the offline commands."""
 
 from __future__ import annotations
 
@@ -7,26 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from app.offline import (
-    DataFileError,
-    calibration_file_content,
-    fit_with_holdout,
-    parse_eps,
-    parse_labels_option,
-    read_distributions,
-)
-from calibrators import TemperatureScaling, calibrator_from_dict
+from app.offline.files import DataFileError, parse_labels_option, read_distributions
 
 LABELS = ["billing", "bug", "other"]
-
-
-def overconfident_data(n: int, t0: float = 2.0, seed: int = 0):
-    """Labels drawn from a posterior; the stated distribution is posterior**t0, renormalized."""
-    rng = np.random.default_rng(seed)
-    posterior = rng.dirichlet(np.full(len(LABELS), 0.8), size=n)
-    y = np.array([rng.choice(len(LABELS), p=row) for row in posterior])
-    stated = posterior**t0
-    return stated / stated.sum(axis=1, keepdims=True), y
 
 
 def write_csv(path, rows: list[str]) -> None:
@@ -146,40 +129,8 @@ def test_progress_reports_every_character(tmp_path):
     assert len(seen) > 1
 
 
-def test_option_parsers():
+def test_labels_option_parser():
     assert parse_labels_option(" a, b ,c") == ["a", "b", "c"]
     assert parse_labels_option(None) is None
     with pytest.raises(ValueError, match="duplicates"):
         parse_labels_option("a,a")
-    assert parse_eps("auto") == "auto"
-    assert parse_eps("0.001") == 0.001
-    with pytest.raises(ValueError):
-        parse_eps("-1")
-
-
-def test_fit_with_holdout_recovers_the_temperature_and_round_trips():
-    P, y = overconfident_data(3000, t0=2.0)
-    result = fit_with_holdout(P, y, LABELS, eps=1e-3, holdout=0.3, seed=1, refit=False)
-    assert result.validation_calibrator is result.calibrator
-    direct = TemperatureScaling(eps=1e-3, random_state=1).fit(
-        P[result.fit_rows], y[result.fit_rows]
-    )
-    assert result.calibrator.temperature_ == pytest.approx(direct.temperature_)
-    assert result.calibrator.temperature_ == pytest.approx(2.0, rel=0.15)
-    assert result.report["n"] == result.held_out_rows.size
-    after = result.report["calibrated"]["metrics"]
-    assert after["ece"] < result.report["raw"]["metrics"]["ece"]
-    content = json.loads(json.dumps(calibration_file_content(result.calibrator, LABELS)))
-    assert content["labels"] == LABELS
-    rebuilt = calibrator_from_dict(content)
-    np.testing.assert_allclose(rebuilt.transform(P[:5]), result.calibrator.transform(P[:5]))
-
-
-def test_refit_writes_the_calibrator_fitted_on_every_row_with_the_same_report():
-    P, y = overconfident_data(1000, t0=2.0)
-    kept = fit_with_holdout(P, y, LABELS, eps=1e-3, holdout=0.3, seed=1, refit=False)
-    refit = fit_with_holdout(P, y, LABELS, eps=1e-3, holdout=0.3, seed=1)
-    everything = TemperatureScaling(eps=1e-3, random_state=1).fit(P, y)
-    assert refit.calibrator.temperature_ == everything.temperature_
-    assert refit.validation_calibrator.temperature_ == kept.calibrator.temperature_
-    assert refit.report == kept.report
