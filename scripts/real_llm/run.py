@@ -148,10 +148,28 @@ class Api:
         )
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, path, **kwargs)
+        return self.checked(self.http.request(method, path, **kwargs))
+
+    @staticmethod
+    def checked(response: httpx.Response) -> Any:
         if response.status_code >= 300:
-            raise StageFailed(f"{method} {path} answered {response.status_code}: {response.text}")
+            request = response.request
+            raise StageFailed(
+                f"{request.method} {request.url.path} answered {response.status_code}: "
+                f"{response.text}"
+            )
         return response.json()
+
+
+def unparseable_answer(response: httpx.Response) -> str | None:
+    """The parser's reason when ``/calibrate`` answered 502 because the model's answer did not
+    parse (a finding about the model, counted, not a failed stage); ``None`` otherwise."""
+    if response.status_code != 502:
+        return None
+    error = response.json().get("error", {})
+    if error.get("code") != "llm_error" or error.get("details", {}).get("kind") != "unparseable":
+        return None
+    return error["details"]["message"]
 
 
 @dataclass
@@ -287,7 +305,15 @@ def run_task(
             say(line)
     with stages.stage(f"{tag} POST /calibrate on {len(held_out)} held-out articles"):
         for article in held_out:
-            answer = api.call("POST", "/calibrate", json={"task": name, "text": article.text})
+            response = api.http.post("/calibrate", json={"task": name, "text": article.text})
+            unparsed = unparseable_answer(response)
+            if unparsed is not None:
+                result.calibrated.append(
+                    {"id": article.id, "gold": article.label, "label": None, "error": unparsed}
+                )
+                say(f"  {article.id}: the model's answer did not parse ({unparsed})")
+                continue
+            answer = api.checked(response)
             llm_part = answer.get("llm") or {}
             result.calibrated.append(
                 {
@@ -458,7 +484,11 @@ def print_summary(
             out += report_lines(result.report)
         if result.calibrated:
             right = sum(1 for c in result.calibrated if c["label"] == c["gold"])
-            out.append(f"  /calibrate on held-out articles: {right}/{len(result.calibrated)} right")
+            unparsed = sum(1 for c in result.calibrated if c["label"] is None)
+            out.append(
+                f"  /calibrate on held-out articles: {right}/{len(result.calibrated)} right, "
+                f"{unparsed} answers did not parse (502)"
+            )
     out.append("-- wall time per stage")
     out += format_stages(stages.done)
     out.append(f"  total {seconds:.1f} s")

@@ -1,9 +1,10 @@
 """The runner's options and the task it creates."""
 
+import httpx
 import pytest
 
 from app.llm.config import LLMConfig
-from scripts.real_llm.run import llm_config, parse_args
+from scripts.real_llm.run import Api, StageFailed, llm_config, parse_args, unparseable_answer
 
 
 def test_the_task_llm_config_is_valid_and_sets_only_what_llama_server_needs():
@@ -22,3 +23,20 @@ def test_options(tmp_path):
     with pytest.raises(SystemExit) as exc:
         parse_args(["--n", "10"])
     assert exc.value.code == 2
+
+
+def _calibrate_answer(status: int, body: dict) -> httpx.Response:
+    return httpx.Response(status, json=body, request=httpx.Request("POST", "http://x/calibrate"))
+
+
+def test_an_unparseable_model_answer_is_counted_not_a_failed_stage():
+    reason = "probabilities sum to 0.8, outside the tolerance [0.95, 1.05]"
+    unparsed = {
+        "error": {"code": "llm_error", "details": {"kind": "unparseable", "message": reason}}
+    }
+    assert unparseable_answer(_calibrate_answer(502, unparsed)) == reason
+    timeout = {"error": {"code": "llm_error", "details": {"kind": "timeout", "message": "slow"}}}
+    assert unparseable_answer(_calibrate_answer(502, timeout)) is None
+    assert unparseable_answer(_calibrate_answer(200, {"label": "tech"})) is None
+    with pytest.raises(StageFailed, match="POST /calibrate answered 502"):
+        Api.checked(_calibrate_answer(502, timeout))
