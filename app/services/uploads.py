@@ -166,11 +166,11 @@ class UploadParser:
         )
 
     def _record(self, text: str) -> None:
-        if not text.strip():
-            return
         if len(text) > self._max_record_chars():
             self._too_long()
         if self.kind == "jsonl":
+            if not text.strip():
+                return
             try:
                 row = json.loads(text, parse_constant=reject_json_constant)
             except (ValueError, RecursionError) as exc:
@@ -183,6 +183,8 @@ class UploadParser:
             raise InvalidInputError(
                 f"row {self._row}: {exc}", [field_error("row", str(exc), row=self._row)]
             ) from exc
+        if not cells:  # a blank line, which csv.DictReader skips too
+            return
         if self._header is None:
             self._header = [cell.strip() for cell in cells]
             return
