@@ -39,7 +39,8 @@ class Settings(BaseSettings):
         default=64 * 2**20,
         ge=1,
         description="Largest body of an import (`POST /tasks/{name}/examples` and "
-        "`/predictions`: JSON, CSV, JSONL or multipart), in bytes; larger is a 413.",
+        "`/predictions`: JSON, CSV, JSONL or multipart; the dashboard's examples upload), in "
+        "bytes; larger is a 413.",
     )
     max_body_bytes: int = Field(
         default=16 * 2**20,

@@ -35,6 +35,15 @@ class ConflictError(ServiceError):
     code = "conflict"
 
 
+class TaskNotReadyError(ConflictError):
+    """A well-formed request the task's current state does not allow: it has no LLM config to
+    ask, or its labelled data cannot support the fit or report asked (too few rows for the
+    split or folds, stored rows no calibrator accepts). 409: change the task (set `llm`,
+    import data, elicit) and send the same request again."""
+
+    code = "task_not_ready"
+
+
 class InvalidInputError(ServiceError):
     """Input that is well-formed JSON but wrong for the task (unknown label, bad row, ...)."""
 

@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_REASONING_TEMPLATE_NAME",
     "DEFAULT_TEMPLATE_NAME",
     "LABELS_PLACEHOLDER",
+    "PLACEHOLDERS_PATTERN",
     "REASONING_FLAVOUR_MARK",
     "SYSTEM_MARKER",
     "TEXT_PLACEHOLDER",
@@ -79,6 +80,15 @@ DEFAULT_REASONING_TEMPLATE_NAME = "default-reasoning"
 REASONING_FLAVOUR_MARK = "\n=== answer schema: reasoning first ===\n"
 LABELS_PLACEHOLDER = "{labels}"
 TEXT_PLACEHOLDER = "{text}"
+# What a template must contain, as a JSON Schema ``pattern`` (a search, so unanchored): both
+# placeholders, in either order. ``template_from_text`` checks more (the system/user split).
+PLACEHOLDERS_PATTERN = "|".join(
+    rf"{re.escape(first)}[\s\S]*{re.escape(second)}"
+    for first, second in (
+        (LABELS_PLACEHOLDER, TEXT_PLACEHOLDER),
+        (TEXT_PLACEHOLDER, LABELS_PLACEHOLDER),
+    )
+)
 SYSTEM_MARKER = "=== system ==="
 USER_MARKER = "=== user ==="
 

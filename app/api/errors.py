@@ -34,7 +34,8 @@ _DESCRIPTIONS = {
     401: "Missing or unknown API key",
     403: "The API key's role does not allow this",
     404: "Not found",
-    409: "Conflict with the stored state",
+    409: "Conflict with the stored state (`conflict`), or a task not ready for this request "
+    "(`task_not_ready`: no LLM config, too few labelled distributions)",
     413: "Request too large",
     422: "Invalid input; `details` names the field or row",
     502: "The task's LLM failed or gave an unusable answer",

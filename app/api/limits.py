@@ -3,7 +3,8 @@
 - Requests that send a body to the API (POST, PUT, PATCH outside ``/admin``) are authenticated
   first: a missing or unknown key is a 401 before a byte of the body is read.
 - Each route family has a maximum body size: uploads (``POST /tasks/{name}/examples`` and
-  ``/predictions``) ``max_upload_bytes``, everything else ``max_body_bytes``. A declared
+  ``/predictions``, and the dashboard's examples upload) ``max_upload_bytes``, everything else
+  ``max_body_bytes``. A declared
   ``Content-Length`` over it is refused at once; a body that grows over it while it streams
   (chunked, or a lying length) stops being read. Both are 413 ``payload_too_large``.
 """
@@ -27,7 +28,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-UPLOAD_PATH = re.compile(r"^/tasks/[^/]+/(examples|predictions)/?$")
+UPLOAD_PATH = re.compile(r"^(/admin)?/tasks/[^/]+/(examples|predictions)/?$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 PRINCIPAL_SCOPE_KEY = "verbcal.principal"
 

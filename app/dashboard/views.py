@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.dashboard import charts, extras
-from app.errors import InvalidInputError
+from app.errors import InvalidInputError, TaskNotReadyError
 from app.models import FINISHED_JOB_STATUSES, Calibration, Job, Task
 from app.schemas.jobs import JobOut
 from app.services import elicitation as elicitation_service
@@ -149,7 +149,7 @@ def _report(
             n_boot=REPORT_N_BOOT,
             band_boot=band_boot,
         )
-    except InvalidInputError as exc:
+    except (InvalidInputError, TaskNotReadyError) as exc:
         return None, exc.message
     return report, None
 

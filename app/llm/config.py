@@ -11,12 +11,13 @@ import ipaddress
 import json
 import math
 import os
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.llm.errors import LLMError
+from app.schemas.common import INTEGRAL, JsonInt
 
 PLACEHOLDER_API_KEY = "not-needed"
 """Sent when no key is configured: local servers (vLLM, ollama, the simulator) ignore it."""
@@ -44,7 +45,7 @@ def _has_non_finite(value: Any) -> bool:
 class LLMConfig(BaseModel):
     """How to ask one OpenAI-compatible endpoint for a distribution over a task's labels."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     base_url: str = Field(
         pattern=r"^https?://[A-Za-z0-9._~%\-]+(:[0-9]{1,5})?(/[!-~]*)?$|^https?://\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\](:[0-9]{1,5})?(/[!-~]*)?$",
@@ -71,19 +72,17 @@ class LLMConfig(BaseModel):
         "without it are kept apart (the prompt version covers it).",
     )
     temperature: float = Field(default=1.0, ge=0, le=2)
-    seed: int | None = Field(
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED), INTEGRAL] | None = Field(
         default=0,
-        ge=0,
-        le=MAX_SEED,
         description="Sample i is asked with seed + i (no seed sent when null).",
     )
-    samples: int = Field(default=1, ge=1, le=20, description="k: answers averaged per text.")
-    max_tokens: int = Field(default=400, ge=1, le=MAX_TOKENS)
+    samples: JsonInt = Field(default=1, ge=1, le=20, description="k: answers averaged per text.")
+    max_tokens: JsonInt = Field(default=400, ge=1, le=MAX_TOKENS)
     timeout_s: float = Field(default=30.0, gt=0, le=600, description="Per HTTP attempt.")
-    max_retries: int = Field(
+    max_retries: JsonInt = Field(
         default=3, ge=0, le=10, description="Retries of 429/5xx/connection errors/timeouts."
     )
-    concurrency: int = Field(default=8, ge=1, le=256, description="In-flight requests per URL.")
+    concurrency: JsonInt = Field(default=8, ge=1, le=256, description="In-flight requests per URL.")
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="Extra JSON fields merged into each request body."
     )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.schemas.common import RequestModel, RowId
+from app.schemas.common import INTEGRAL, JsonInt, QueryModel, RequestModel, RowId
 from app.schemas.extras import ConformalSpec
+
+# Largest smoothing a fit request may set: more would flatten every distribution it smooths.
+MAX_EPS = 0.5
 
 
 class ValidationSpec(RequestModel):
@@ -16,16 +19,28 @@ class ValidationSpec(RequestModel):
 
     model_config = ConfigDict(
         json_schema_extra={
+            # Not both schemes, and not none: a null holdout needs folds.
             "not": {
-                "required": ["holdout", "folds"],
-                "properties": {"holdout": {"type": "number"}, "folds": {"type": "integer"}},
+                "anyOf": [
+                    {
+                        "required": ["holdout", "folds"],
+                        "properties": {
+                            "holdout": {"type": "number"},
+                            "folds": {"type": "integer"},
+                        },
+                    },
+                    {
+                        "required": ["holdout"],
+                        "properties": {"holdout": {"type": "null"}, "folds": {"type": "null"}},
+                    },
+                ]
             }
         }
     )
 
     holdout: float | None = Field(default=0.3, gt=0, lt=1)
-    folds: int | None = Field(default=None, ge=2, le=20)
-    seed: int = 0
+    folds: Annotated[int, Field(ge=2, le=20), INTEGRAL] | None = None
+    seed: JsonInt = 0
 
     @model_validator(mode="after")
     def _one_scheme(self) -> ValidationSpec:
@@ -46,7 +61,10 @@ class FitRequest(RequestModel):
         "baseline every fit is compared with, not a recommended choice.",
     )
     objective: Literal["nll", "brier", "spherical"] = "nll"
-    eps: float | Literal["auto"] = Field(default="auto", description='A float >= 0 or "auto".')
+    eps: (
+        Annotated[float, Field(json_schema_extra={"minimum": 0, "maximum": MAX_EPS})]
+        | Literal["auto"]
+    ) = Field(default="auto", description=f'A float in [0, {MAX_EPS}] or "auto".')
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     refit: bool = Field(
         default=True,
@@ -69,8 +87,8 @@ class FitRequest(RequestModel):
     @field_validator("eps")
     @classmethod
     def _eps_range(cls, eps: float | str) -> float | str:
-        if isinstance(eps, float) and not 0 <= eps <= 0.5:
-            raise ValueError("eps must lie in [0, 0.5] or be 'auto'")
+        if isinstance(eps, float) and not 0 <= eps <= MAX_EPS:
+            raise ValueError(f"eps must lie in [0, {MAX_EPS}] or be 'auto'")
         return eps
 
 
@@ -105,7 +123,7 @@ class CalibrationSummary(CalibrationBase):
     ece_after: float | None
 
 
-class ReportQuery(RequestModel):
+class ReportQuery(QueryModel):
     calibration_id: RowId | None = None
     n_bins: int = Field(default=15, ge=1, le=100)
     binning: Literal["uniform", "quantile"] = "uniform"

@@ -22,6 +22,7 @@ class ConformalSpec(RequestModel):
         min_length=1,
         max_length=MAX_COVERAGES,
         description="Target coverages 1 - alpha; /calibrate serves sets at these only.",
+        json_schema_extra={"uniqueItems": True},
     )
     score: Literal["lac", "aps"] = Field(
         default="lac",

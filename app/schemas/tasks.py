@@ -10,6 +10,11 @@ from pydantic import BaseModel, Field, field_validator
 from app.llm.config import LLMConfig
 from app.schemas.common import Label, Probability, RequestModel, TaskName
 from prompts.labels import check_labels
+from prompts.templates import PLACEHOLDERS_PATTERN
+
+PromptTemplateText = Annotated[
+    str, Field(max_length=50_000, json_schema_extra={"pattern": PLACEHOLDERS_PATTERN})
+]
 
 TargetPrior = Annotated[
     Literal["estimate"] | dict[Label, Probability] | None,
@@ -30,9 +35,8 @@ class TaskCreate(RequestModel):
         json_schema_extra={"uniqueItems": True},
     )
     description: str = Field(default="", max_length=5_000)
-    prompt_template: str | None = Field(
+    prompt_template: PromptTemplateText | None = Field(
         default=None,
-        max_length=50_000,
         description="A custom prompt with `{text}` and `{labels}` placeholders; "
         "null uses the default incremental-elicitation prompt.",
     )
@@ -49,8 +53,8 @@ class TaskUpdate(RequestModel):
     """Fields that may change; labels are fixed for a task's lifetime."""
 
     description: str = Field(default="", max_length=5_000)
-    prompt_template: str | None = Field(
-        default=None, max_length=50_000, description="null: back to the default prompt."
+    prompt_template: PromptTemplateText | None = Field(
+        default=None, description="null: back to the default prompt."
     )
     llm: LLMConfig | None = Field(default=None, description="null: no LLM (imports only).")
     prior: TargetPrior = None

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.errors import ConflictError, InvalidInputError, field_error
+from app.errors import ConflictError, TaskNotReadyError, field_error
 from app.llm.client import Elicitation as ElicitationResult
 from app.llm.client import SampleRecord
 from app.models import (
@@ -95,12 +95,12 @@ def active_job(session: Session, task: Task) -> Job | None:
 def start_elicitation(session: Session, task: Task) -> Job:
     """Queue a job asking the task's LLM about every example that lacks an answer.
 
-    Raises InvalidInputError when the task has no LLM config and ConflictError when one of its
+    Raises TaskNotReadyError when the task has no LLM config and ConflictError when one of its
     jobs is already queued or running. With nothing missing the job is created as succeeded.
     """
     key = current_answer_key(task)
     if key is None:
-        raise InvalidInputError(
+        raise TaskNotReadyError(
             f"task {task.name!r} has no LLM config: set `llm` with PATCH /tasks/{task.name}",
             [field_error("llm", "required to elicit answers")],
         )

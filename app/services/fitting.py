@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.errors import ConflictError, InvalidInputError, field_error
+from app.errors import ConflictError, TaskNotReadyError, field_error
 from app.llm.samples import mean_distribution
 from app.models import Calibration, Elicitation, Example, Task
 from app.schemas.calibrations import (
@@ -147,7 +147,7 @@ def _load_elicited(
     session: Session, task: Task, key: AnswerKey | None, example_ids
 ) -> LabelledData:
     if key is None:
-        raise InvalidInputError(
+        raise TaskNotReadyError(
             "the task has no LLM configured, so it has no elicited distributions",
             [field_error("source", "use 'imported' or configure the task's llm")],
         )
@@ -234,7 +234,7 @@ def _check_stored_rows(session: Session, data: LabelledData) -> None:
     )
     names = [external.get(i) or f"#{i}" for i in ids]
     more = f" (and {bad.size - len(names)} more)" if bad.size > len(names) else ""
-    raise InvalidInputError(
+    raise TaskNotReadyError(
         f"cannot fit: the stored distributions of example(s) {names}{more} are invalid "
         "(negative, NaN, infinite, all zero or overflowing): import them again",
         [field_error("examples", "invalid stored distribution", example=name) for name in names],
@@ -250,7 +250,7 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
     data = load_labelled(session, task, request.source)
     n = len(data.y)
     if n < settings.min_fit_examples:
-        raise InvalidInputError(
+        raise TaskNotReadyError(
             f"not enough labelled distributions to fit: {n} available from source "
             f"{data.source!r}, at least {settings.min_fit_examples} needed",
             {"available": n, "needed": settings.min_fit_examples, "source": data.source},
@@ -258,7 +258,7 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
     _check_stored_rows(session, data)
     validation = request.validation.model_dump()
     if validation.get("folds") and validation["folds"] > n:
-        raise InvalidInputError(
+        raise TaskNotReadyError(
             f"{validation['folds']} folds need at least as many examples; {n} available",
             [field_error("validation.folds", "more folds than examples")],
         )
@@ -267,7 +267,8 @@ def fit_task(session: Session, task: Task, request: FitRequest, settings: Settin
             data, request.method, request.objective, request.eps, validation, request.refit
         )
     except ValueError as exc:
-        raise InvalidInputError(f"cannot fit: {exc}", [field_error("data", str(exc))]) from exc
+        # The request is valid (its schema checked it): the task's data cannot support it.
+        raise TaskNotReadyError(f"cannot fit: {exc}", [field_error("data", str(exc))]) from exc
     labels = list(task.labels)
     P_eval, y_eval = data.P[eval_rows], data.y[eval_rows]
     report = calibration_report(P_eval, y_eval, labels, calibrator=evaluator)

@@ -10,6 +10,7 @@ from app.config import Settings
 from app.errors import (
     InvalidInputError,
     ServiceError,
+    TaskNotReadyError,
     UpstreamLLMError,
     field_error,
 )
@@ -56,7 +57,7 @@ def _check_text(text: str, settings: Settings) -> None:
 def _llm_client(task: Task, settings: Settings) -> LLMClient:
     config = task_llm_config(task)
     if config is None:
-        raise InvalidInputError(
+        raise TaskNotReadyError(
             f"task {task.name!r} has no LLM configured; send `probabilities` instead of `text`",
             [field_error("text", "the task has no llm config")],
         )

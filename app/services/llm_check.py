@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidInputError, field_error
+from app.errors import InvalidInputError, TaskNotReadyError, field_error
 from app.llm.check import ServerCheck, check_server
 from app.llm.config import LLMConfig
 from app.llm.policy import EndpointPolicy
@@ -32,13 +32,14 @@ class CheckPlan:
 def plan_check(session: Session, task_name: str, policy: EndpointPolicy) -> CheckPlan:
     """The task's LLM config and prompt, and a probe text: its first example, cut short.
 
-    Raises NotFoundError for an unknown task, and InvalidInputError when it has no LLM config or
-    one the operator's ``policy`` does not allow (nothing is sent then).
+    Raises NotFoundError for an unknown task, TaskNotReadyError when it has no LLM config, and
+    InvalidInputError when the operator's ``policy`` does not allow its config (nothing is sent
+    then).
     """
     task = get_task(session, task_name)
     config = task_llm_config(task)
     if config is None:
-        raise InvalidInputError(
+        raise TaskNotReadyError(
             f"task {task.name!r} has no LLM config: set `llm` with PATCH /tasks/{task.name}",
             [field_error("llm", "required to check the LLM server")],
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidInputError, field_error
+from app.errors import InvalidInputError, TaskNotReadyError, field_error
 from app.lru import LRU
 from app.models import Calibration, Task
 from app.services import report_extras
@@ -66,7 +66,7 @@ def task_report(
     if calibration is None:
         data = load_labelled(session, task, "auto")
         if len(data.y) == 0:
-            raise InvalidInputError(
+            raise TaskNotReadyError(
                 "the task has no labelled distributions to report on",
                 [field_error("task", "import predictions or run an elicitation first")],
             )

@@ -10,17 +10,40 @@ from __future__ import annotations
 import codecs
 import csv
 import json
-import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.db import retry_on_write_race
 from app.errors import InvalidInputError, field_error
+from app.models import Task
+from app.schemas.data import ImportResult
+from app.services.tasks import get_task
 
 MAX_ERRORS_REPORTED = 50
+# Uploaded files are read and parsed this many bytes at a time.
+UPLOAD_CHUNK_BYTES = 2**20
+
+Importer = Callable[[Session, Task, list[Any], Settings], ImportResult]
+
+
+def import_rows(
+    session: Session, task_name: str, rows: list[Any], settings: Settings, importer: Importer
+) -> ImportResult:
+    """Run an all-or-nothing import service on the named task (blocking: call in a thread).
+
+    Identical imports at the same moment race on the same unique keys: the losers run again
+    and find the winner's rows (``retry_on_write_race``).
+    """
+
+    def attempt(session: Session) -> ImportResult:
+        return importer(session, get_task(session, task_name), rows, settings)
+
+    return retry_on_write_race(session, attempt)
 
 
 class RowErrors:
@@ -213,19 +236,6 @@ class UploadParser:
 def upload_parser(content_type: str, filename: str | None, limits: UploadLimits) -> UploadParser:
     """A parser for a CSV (text/csv, .csv) or JSONL (application/x-ndjson, .jsonl) upload."""
     return UploadParser(_upload_kind(content_type, filename), limits)
-
-
-def parse_upload(
-    content: bytes,
-    content_type: str,
-    filename: str | None = None,
-    limits: UploadLimits | None = None,
-) -> list[Any]:
-    """Rows of a whole CSV or JSONL upload as dicts (row numbers are 0-based data rows)."""
-    limits = limits or UploadLimits(max_rows=sys.maxsize, max_cell_chars=sys.maxsize // 8)
-    parser = upload_parser(content_type, filename, limits)
-    parser.feed(content)
-    return parser.close()
 
 
 def _upload_kind(content_type: str, filename: str | None) -> str:

@@ -72,17 +72,24 @@ def sqlite_database(tmp_path_factory) -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request) -> Iterator[str]:
-    """A migrated database, emptied after each test."""
-    fixture = "sqlite_database" if request.param == "sqlite" else "postgres_database"
-    url = request.getfixturevalue(fixture)
+def emptied_after(url: str) -> Iterator[str]:
+    """Yield ``url``, then delete every row of every table (a fixture's body)."""
     yield url
     engine = create_db_engine(url)
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
     engine.dispose()
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request) -> Iterator[str]:
+    """A migrated database, emptied after each test."""
+    fixture = "sqlite_database" if request.param == "sqlite" else "postgres_database"
+    yield from emptied_after(request.getfixturevalue(fixture))
 
 
 @pytest.fixture

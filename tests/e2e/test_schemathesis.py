@@ -1,27 +1,47 @@
 """Schemathesis against a real `verbcal serve` on SQLite and on PostgreSQL: every check,
 stateful links included, a bounded number of examples per operation and a bounded time.
 
-Zero server errors and zero responses that break the declared schema. One check is left
-out: `positive_data_acceptance` (ST202), which fails where the validation is stricter than
-the schema can say (exactly one of `text`/`probabilities`, a task without an LLM asked to
-elicit, a report on a task without labelled data); see docs/deployment.md.
+Zero server errors, zero responses that break the declared schema, and every schema-valid
+request accepted (`positive_data_acceptance`) except where validity depends on stored data a
+static schema cannot state (the task's labels, uploaded file contents): those operations and
+why are listed in `schemathesis.toml` next to this file. The task the schema's examples name
+(`support-tickets`) is created with labelled data and a fit first, so that requests reach the
+fitting, report and calibration logic instead of stopping at 404.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.app.factories import LABELS, overconfident_items
 from tests.e2e.processes import processes, serve_migrated
 
 pytestmark = [pytest.mark.slow]
 
 MAX_EXAMPLES = 10
-SEED = 20261204
+# CI runs a fixed seed; set VERBCAL_SCHEMATHESIS_SEED to explore others.
+SEED = int(os.environ.get("VERBCAL_SCHEMATHESIS_SEED", "20261204"))
 TIME_BUDGET_S = 420
-EXCLUDED_CHECKS = "positive_data_acceptance"
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+EXAMPLE_TASK = "support-tickets"  # the task name the schema's examples use
+
+
+def _seed_example_task(base_url: str, admin_key: str) -> None:
+    """The schema's example task, with enough labelled distributions to fit, and fitted."""
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {admin_key}"}) as api:
+        for method, path, body in (
+            ("POST", "/tasks", {"name": EXAMPLE_TASK, "labels": LABELS}),
+            ("POST", f"/tasks/{EXAMPLE_TASK}/predictions", {"items": overconfident_items(60)}),
+            ("POST", f"/tasks/{EXAMPLE_TASK}/fit", {}),
+        ):
+            response = api.request(method, path, json=body, timeout=60)
+            assert response.is_success, response.text
 
 
 def _schemathesis(tmp_path, database_url: str) -> None:
@@ -29,16 +49,17 @@ def _schemathesis(tmp_path, database_url: str) -> None:
         base_url, admin_key, env = serve_migrated(
             started, database_url, {"VERBCAL_LOG_LEVEL": "WARNING"}
         )
+        _seed_example_task(base_url, admin_key)
         command = [
             sys.executable,
             "-m",
             "schemathesis.cli",
+            "--config-file",
+            str(CONFIG),
             "run",
             f"{base_url}/openapi.json",
             "--checks",
             "all",
-            "--exclude-checks",
-            EXCLUDED_CHECKS,
             "--max-examples",
             str(MAX_EXAMPLES),
             "--seed",

@@ -19,7 +19,7 @@ router = APIRouter(tags=["calibrate"], route_class=DatabaseRoute)
 
 
 @router.post(
-    "/calibrate", response_model=CalibrateResponse, responses=error_responses(404, 502, 504)
+    "/calibrate", response_model=CalibrateResponse, responses=error_responses(404, 409, 502, 504)
 )
 async def calibrate(
     body: CalibrateRequest,

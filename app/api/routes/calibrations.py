@@ -80,7 +80,7 @@ def activate(
     "/report",
     response_model=TaskReport,
     response_model_exclude_unset=True,
-    responses=error_responses(404),
+    responses=error_responses(404, 409),
 )
 def report(
     name: str, query: Annotated[ReportQuery, Query()], session: SessionDep, _key: AnyKey

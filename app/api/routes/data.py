@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy.orm import Session
 
 from app.api.capacity import DatabaseRoute
 from app.api.deps import AdminKey, AnyKey, SessionDep, SettingsDep, run_in_db_thread
 from app.api.errors import error_responses
 from app.config import Settings
-from app.db import retry_on_write_race
 from app.errors import InvalidInputError, field_error
-from app.models import Task
 from app.schemas.common import MAX_ROW_ID
 from app.schemas.data import ExampleOut, ImportResult
 from app.services import examples as example_service
@@ -48,9 +44,6 @@ def _upload_doc(model: str) -> dict[str, Any]:
     return json.loads(json.dumps(_UPLOAD_BODY).replace("{model}", model))
 
 
-_UPLOAD_CHUNK_BYTES = 2**20
-
-
 async def _read_rows(request: Request, json_key: str, settings: Settings) -> tuple[list[Any], bool]:
     """Rows from a JSON body (its ``json_key`` list), a raw CSV/JSONL body, or a multipart file.
 
@@ -68,7 +61,7 @@ async def _read_rows(request: Request, json_key: str, settings: Settings) -> tup
             )
         kind = upload.content_type or ""
         parser = uploads.upload_parser(kind, upload.filename, limits)
-        while chunk := await upload.read(_UPLOAD_CHUNK_BYTES):
+        while chunk := await upload.read(uploads.UPLOAD_CHUNK_BYTES):
             parser.feed(chunk)
         return parser.close(), parser.kind == "csv"
     if content_type.startswith("application/json") or not content_type:
@@ -96,25 +89,6 @@ async def _read_rows(request: Request, json_key: str, settings: Settings) -> tup
     return parser.close(), parser.kind == "csv"
 
 
-def _import(
-    session: Session,
-    name: str,
-    rows: list[Any],
-    settings: Settings,
-    importer: Callable[[Session, Task, list[Any], Settings], ImportResult],
-) -> ImportResult:
-    """Run an all-or-nothing import service on the named task (blocking: call in a thread).
-
-    Identical imports at the same moment race on the same unique keys: the losers run again
-    and find the winner's rows (``retry_on_write_race``).
-    """
-
-    def attempt(session: Session) -> ImportResult:
-        return importer(session, get_task(session, name), rows, settings)
-
-    return retry_on_write_race(session, attempt)
-
-
 @router.post(
     "/examples",
     response_model=ImportResult,
@@ -127,7 +101,7 @@ async def import_examples(
 ) -> ImportResult:
     rows, _ = await _read_rows(request, "examples", settings)
     return await run_in_db_thread(
-        request, _import, session, name, rows, settings, example_service.import_examples
+        request, uploads.import_rows, session, name, rows, settings, example_service.import_examples
     )
 
 
@@ -160,5 +134,11 @@ async def import_predictions(
     if from_csv:
         rows = [uploads.csv_probability_row(r) for r in rows]
     return await run_in_db_thread(
-        request, _import, session, name, rows, settings, prediction_service.import_predictions
+        request,
+        uploads.import_rows,
+        session,
+        name,
+        rows,
+        settings,
+        prediction_service.import_predictions,
     )

@@ -28,7 +28,7 @@ def start_elicitation(name: str, session: SessionDep, _key: AdminKey) -> JobOut:
     return job_service.job_summary(job, session)
 
 
-@router.post("/llm/check", response_model=ServerCheck, responses=error_responses(403, 404))
+@router.post("/llm/check", response_model=ServerCheck, responses=error_responses(403, 404, 409))
 async def check_llm(
     request: Request, name: str, session: SessionDep, settings: SettingsDep, _key: AdminKey
 ) -> ServerCheck:

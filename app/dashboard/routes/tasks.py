@@ -22,9 +22,6 @@ from app.services.tasks import get_task
 router = dashboard_router()
 
 
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-
-
 @router.get("")
 def tasks_page(
     request: Request, session: SessionDep, settings: SettingsDep, admin: AdminDep
@@ -61,17 +58,21 @@ def upload_examples(
     admin: AdminDep,
     form: FormData = Depends(auth.verified_form),
 ) -> Response:
-    task = get_task(session, name)
+    """The file is parsed as it is read, with the API's row and cell limits (its size limit is
+    the upload routes' `VERBCAL_MAX_UPLOAD_BYTES`), and imported like `POST /examples`."""
+    get_task(session, name)
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
         failure = {"message": "Choose a CSV or JSONL file to upload.", "errors": []}
         return task_data_page(request, session, admin, name, 422, failure)
-    content = upload.file.read(MAX_UPLOAD_BYTES + 1)
+    limits = uploads.UploadLimits.of(settings)
     try:
-        if len(content) > MAX_UPLOAD_BYTES:
-            raise InvalidInputError(f"the file is larger than {MAX_UPLOAD_BYTES} bytes")
-        rows = uploads.parse_upload(content, upload.content_type or "", upload.filename)
-        result = example_service.import_examples(session, task, rows, settings)
+        parser = uploads.upload_parser(upload.content_type or "", upload.filename, limits)
+        while chunk := upload.file.read(uploads.UPLOAD_CHUNK_BYTES):
+            parser.feed(chunk)
+        rows = parser.close()
+        importer = example_service.import_examples
+        result = uploads.import_rows(session, name, rows, settings, importer)
     except InvalidInputError as exc:
         # Raised, so that nothing of a rejected file is committed by the request's session.
         failure = {

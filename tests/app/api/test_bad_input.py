@@ -62,7 +62,8 @@ def test_a_fit_names_the_example_of_a_bad_stored_distribution(client, task, sess
             .where(Elicitation.example_id == example_id)
             .values(probabilities=[1e308, 1e308, 1e308])
         )
-    error = _error(client.post(f"/tasks/{task}/fit", json={}), 422)
+    error = _error(client.post(f"/tasks/{task}/fit", json={}), 409)
+    assert error["code"] == "task_not_ready"
     assert error["details"] == [
         {"field": "examples", "message": "invalid stored distribution", "example": "ex-7"}
     ]

@@ -211,7 +211,8 @@ def test_llm_check_errors(client, app_client, simulator_url):
     assert client.post("/tasks/nope/llm/check").status_code == 404
     client.post("/tasks", json={"name": "bare", "labels": LABELS})
     missing = client.post("/tasks/bare/llm/check")
-    assert missing.status_code == 422
+    assert missing.status_code == 409
+    assert missing.json()["error"]["code"] == "task_not_ready"
     assert missing.json()["error"]["details"][0]["field"] == "llm"
     create(client, simulator_url)
     assert app_client.post("/tasks/t/llm/check").status_code == 403

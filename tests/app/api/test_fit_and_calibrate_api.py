@@ -10,6 +10,8 @@ from calibrators.splits import holdout_split
 from calibrators.temperature import TemperatureScaling
 from tests.app.factories import LABELS, T0, overconfident_items
 
+INVALID = "validation_error"
+
 
 @pytest.fixture
 def task(client):
@@ -144,8 +146,9 @@ def test_fit_needs_enough_data(client):
     client.post("/tasks", json={"name": "small", "labels": LABELS})
     client.post("/tasks/small/predictions", json={"items": overconfident_items(5)})
     r = client.post("/tasks/small/fit", json={})
-    assert r.status_code == 422
+    assert r.status_code == 409
     error = r.json()["error"]
+    assert error["code"] == "task_not_ready"
     assert error["details"]["available"] == 5
     assert error["details"]["needed"] == 20
     assert "at least 20" in error["message"]
@@ -168,24 +171,32 @@ def test_fit_request_validation(client, task, body, field):
 
 
 @pytest.mark.parametrize(
-    ("body", "status"),
+    ("body", "status", "code"),
     [
-        ({"task": "t", "probabilities": {"a": 1, "b": 0}}, 422),
-        ({"task": "t", "probabilities": {"a": 0, "b": 0, "c": 0}}, 422),
-        ({"task": "t", "probabilities": {"a": 1, "b": 0, "c": -1}}, 422),
-        ({"task": "t", "probabilities": {"a": 1, "b": 0, "c": 0, "d": 0}}, 422),
-        ({"task": "t"}, 422),
-        ({"task": "t", "text": "x", "probabilities": {"a": 1, "b": 0, "c": 0}}, 422),
-        ({"task": "t", "text": "no llm configured"}, 422),
-        ({"task": "t", "text": ""}, 422),
-        ({"task": "missing", "probabilities": {"a": 1, "b": 0, "c": 0}}, 404),
-        ({"task": "t", "probabilities": {"a": 1, "b": 0, "c": 0}, "target_precision": 2}, 422),
+        ({"task": "t", "probabilities": {"a": 1, "b": 0}}, 422, INVALID),
+        ({"task": "t", "probabilities": {"a": 0, "b": 0, "c": 0}}, 422, INVALID),
+        ({"task": "t", "probabilities": {"a": 1, "b": 0, "c": -1}}, 422, INVALID),
+        ({"task": "t", "probabilities": {"a": 1, "b": 0, "c": 0, "d": 0}}, 422, INVALID),
+        ({"task": "t"}, 422, INVALID),
+        (
+            {"task": "t", "text": "x", "probabilities": {"a": 1, "b": 0, "c": 0}},
+            422,
+            "validation_error",
+        ),
+        ({"task": "t", "text": "no llm configured"}, 409, "task_not_ready"),
+        ({"task": "t", "text": ""}, 422, INVALID),
+        ({"task": "missing", "probabilities": {"a": 1, "b": 0, "c": 0}}, 404, "not_found"),
+        (
+            {"task": "t", "probabilities": {"a": 1, "b": 0, "c": 0}, "target_precision": 2},
+            422,
+            "validation_error",
+        ),
     ],
 )
-def test_calibrate_validation_writes_nothing(client, app_client, task, body, status):
+def test_calibrate_validation_writes_nothing(client, app_client, task, body, status, code):
     r = app_client.post("/calibrate", json=body)
     assert r.status_code == status, r.text
-    assert r.json()["error"]["code"] in {"validation_error", "not_found"}
+    assert r.json()["error"]["code"] == code
     assert client.get("/tasks/t/monitoring").json()["requests_total"] == 0
 
 
@@ -202,7 +213,7 @@ def test_batch_per_item_errors(client, app_client, task, settings):
     assert (body["succeeded"], body["failed"]) == (1, 2)
     assert body["results"][0]["result"]["label"] == "b"
     assert body["results"][1]["error"]["code"] == "validation_error"
-    assert body["results"][2]["error"]["code"] == "validation_error"
+    assert body["results"][2]["error"]["code"] == "task_not_ready"
     settings.max_batch_size = 2
     r = app_client.post("/calibrate/batch", json={"task": "t", "items": items})
     assert r.status_code == 422

@@ -46,7 +46,8 @@ def test_a_second_job_for_the_same_task_conflicts(client):
 def test_a_task_without_llm_config_cannot_elicit(client):
     create_task(client, llm=None)
     response = client.post("/tasks/t/elicitations")
-    assert response.status_code == 422
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "task_not_ready"
     assert response.json()["error"]["details"][0]["field"] == "llm"
 
 

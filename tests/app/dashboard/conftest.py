@@ -10,22 +10,18 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app.db import create_db_engine, transaction
-from app.models import Base, Example
+from app.db import transaction
+from app.models import Example
 from app.services import predictions as prediction_service
 from app.services import tasks as task_service
+from tests.app.conftest import emptied_after
 from tests.app.factories import LABELS, overconfident_items
 
 
 @pytest.fixture
 def database_url(sqlite_database) -> Iterator[str]:
     """Overrides the parametrized SQLite + PostgreSQL fixture of tests/app/conftest.py."""
-    yield sqlite_database
-    engine = create_db_engine(sqlite_database)
-    with engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
-    engine.dispose()
+    yield from emptied_after(sqlite_database)
 
 
 def csrf_of(html: str) -> str:

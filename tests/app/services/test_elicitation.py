@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import transaction
-from app.errors import ConflictError, InvalidInputError
+from app.errors import ConflictError, TaskNotReadyError
 from app.llm.client import Elicitation as ElicitationResult
 from app.llm.client import SampleRecord
 from app.llm.errors import LLMError
@@ -143,7 +143,7 @@ def test_start_elicitation_conflicts_with_an_active_job(session_factory, setting
 def test_start_elicitation_needs_an_llm_config(session_factory, settings):
     with transaction(session_factory) as session:
         task = add_task(session, llm=None)
-        with pytest.raises(InvalidInputError):
+        with pytest.raises(TaskNotReadyError):
             start_elicitation(session, task)
         assert session.scalar(select(func.count()).select_from(Job)) == 0
 

@@ -72,7 +72,7 @@ def test_fit_without_enough_data(admin_client, app):
         data={"csrf_token": token, "eps_mode": "auto", "holdout": "0.3", "seed": "0"},
         follow_redirects=False,
     )
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert "not enough labelled distributions" in response.text
 
 

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from app.api.limits import body_limit
 from tests.app.dashboard.conftest import TASK_PAGES, example_count, fit, page_csrf
 from tests.app.factories import LABELS
 
@@ -107,6 +108,35 @@ def test_upload_rejected_late_leaves_nothing_half_imported(admin_client, task, a
     assert response.status_code == 422
     assert "same text as row 1" in response.text
     assert example_count(app) == before
+
+
+@pytest.mark.parametrize(
+    ("setting", "content", "message"),
+    [
+        ("max_upload_rows", "text,label\none,a\ntwo,b\nthree,c\n", "too many rows: more than 2"),
+        (
+            "max_text_length",
+            f"text,label\nok,a\n{'x' * 3},b\n",
+            "row 1: cell &#39;text&#39; longer than 2 characters",
+        ),
+    ],
+)
+def test_upload_has_the_apis_row_and_cell_limits(
+    admin_client, task, app, settings, setting, content, message
+):
+    setattr(settings, setting, 2)
+    before = example_count(app)
+    response = upload(admin_client, content)
+    assert response.status_code == 422
+    assert message in response.text
+    assert example_count(app) == before
+
+
+def test_dashboard_upload_is_in_the_upload_size_family(settings):
+    settings.max_upload_bytes, settings.max_body_bytes = 1000, 10
+    assert body_limit(settings, "POST", "/admin/tasks/t/examples") == 1000
+    assert body_limit(settings, "POST", "/tasks/t/examples") == 1000
+    assert body_limit(settings, "POST", "/admin/tasks/t/fit") == 10
 
 
 def test_upload_of_an_unsupported_file(admin_client, task):
