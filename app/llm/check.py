@@ -64,6 +64,10 @@ class ServerCheck(BaseModel):
     seed: Probe
     n: Probe
     recommended_mode: StructuredOutput | None
+    usable: bool = Field(
+        description="Some mode's answer parsed into a distribution over the labels: false when "
+        "the server works but the model's answers do not (see `recommendation`)."
+    )
     recommendation: str
 
 
@@ -101,6 +105,7 @@ async def check_server(
         seed=seed,
         n=n,
         recommended_mode=recommended,
+        usable=any(probe.usable for probe in modes),
         recommendation=_recommendation(config.structured_output, recommended, modes),
     )
 

@@ -190,7 +190,7 @@ def test_llm_check_recommends_the_configured_mode_when_it_works(client, simulato
     assert report["seed"]["detail"] == "seed 0 asked twice: the same answer"
     assert report["n"]["accepted"] is False and report["n"]["status_code"] == 400
     assert "n > 1" in report["n"]["error"]
-    assert report["recommended_mode"] == "json_schema"
+    assert report["recommended_mode"] == "json_schema" and report["usable"] is True
     assert report["recommendation"].startswith("keep structured_output='json_schema'")
 
 

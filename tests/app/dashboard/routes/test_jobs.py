@@ -140,6 +140,21 @@ def test_llm_check_button_shows_the_probes_and_a_recommendation(admin_client, ap
         assert f'data-probe="{probe}"' in html
     assert "no (HTTP 500)" in html
     assert "Recommendation:</strong> set structured_output=&#39;json_object&#39;" in html
+    assert '<p class="good" data-field="recommendation">' in html
+
+
+def test_llm_check_of_a_model_whose_answers_do_not_parse_is_not_shown_as_good(
+    admin_client, app, settings
+):
+    from app.llm.simulator import SimulatorSettings, running_simulator
+
+    with running_simulator(SimulatorSettings(rate_prose=1.0)) as base_url:
+        ticket_task(app, settings, base_url)
+        token = page_csrf(admin_client, "/admin/tasks/tickets")
+        checked = admin_client.post("/admin/tasks/tickets/llm/check", data={"csrf_token": token})
+    assert checked.status_code == 200
+    assert '<p class="bad" data-field="recommendation">' in checked.text
+    assert "the model&#39;s answers, not the server, are the problem" in checked.text
 
 
 def test_latest_answers_show_reasoning_and_agreement(admin_client, app, settings):
