@@ -72,6 +72,31 @@ def format_metrics(report: dict) -> list[str]:
     return lines
 
 
+BRIER_TERMS = ("reliability", "resolution", "uncertainty")
+
+
+def _extra_values(report: dict, side: str) -> dict[str, float | None]:
+    brier = report["decompositions"]["top_label"][side]["brier"]
+    return {
+        "smooth ECE": report["smooth_ece"][side]["smooth_ece"],
+        "AURC": report["aurc"][side]["aurc"],
+        **{f"Brier {term}": brier[term] for term in BRIER_TERMS},
+    }
+
+
+def format_extras(report: dict) -> list[str]:
+    """Smooth ECE, AURC and the Brier decomposition (top-label bins): raw (→ calibrated)."""
+    if "smooth_ece" not in report:
+        return []
+    sides = ["raw"] + (["calibrated"] if report["smooth_ece"]["calibrated"] else [])
+    values = [_extra_values(report, side) for side in sides]
+    width = max(len(title) for title in values[0])
+    heading = " → ".join(sides) + "; Brier terms over top-label bins"
+    return [f"beyond binned ECE ({heading}):"] + [
+        f"{title:<{width}}  " + " → ".join(_number(v[title]) for v in values) for title in values[0]
+    ]
+
+
 def format_reliability(name: str, rows: list[dict]) -> list[str]:
     lines = [
         f"reliability ({name}): non-empty bins",
@@ -96,6 +121,7 @@ def format_report(report: dict) -> str:
         f"binning: {conventions['binning']}, {conventions['n_bins']} bins",
         "",
         *format_metrics(report),
+        *format_extras(report),
         "",
         *format_reliability("raw", report["raw"]["reliability"]),
     ]
@@ -179,7 +205,7 @@ def fit(
         )
     typer.echo("")
     typer.echo("held-out metrics (raw → calibrated, calibrator fitted without these rows):")
-    for line in format_metrics(result.report):
+    for line in [*format_metrics(result.report), *format_extras(result.report)]:
         typer.echo(line)
     _write_json(output, calibration_file_content(calibrator, label_order))
     typer.echo(f"\nwrote {output}")
@@ -198,6 +224,7 @@ def report(
 ) -> None:
     """Calibration report (ECE/MCE/NLL/Brier with CIs, reliability) of a file (no server)."""
     from calibrators import calibration_report, calibrator_from_dict
+    from calibrators.report_extras import add_report_extras
 
     try:
         label_order = parse_labels_option(labels)
@@ -218,6 +245,8 @@ def report(
         result = calibration_report(
             P, y, label_order, calibrator=calibrator, n_bins=n_bins, binning=binning
         )
+        Q = None if calibrator is None else calibrator.transform(P)
+        add_report_extras(result, P, y, Q, n_bins=n_bins)
     except ValueError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
     typer.echo(format_report(result))

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from calibrators import TemperatureScaling, calibration_report
+from calibrators.report_extras import add_report_extras
 from calibrators.splits import holdout_split
 
 
@@ -37,7 +38,7 @@ class HoldoutFit:
     validation_calibrator: TemperatureScaling  # fitted on fit_rows; scored the held-out rows
     fit_rows: np.ndarray
     held_out_rows: np.ndarray
-    report: dict[str, Any]  # calibration_report on the held-out rows, raw vs calibrated
+    report: dict[str, Any]  # calibration_report + report extras on the held-out rows
     refit: bool
 
 
@@ -65,14 +66,12 @@ def fit_with_holdout(
         return TemperatureScaling(objective=objective, eps=eps, random_state=seed)
 
     validation = new_calibrator().fit(P[fit_rows], y[fit_rows])
+    P_held, y_held = P[held_out_rows], y[held_out_rows]
     report = calibration_report(
-        P[held_out_rows],
-        y[held_out_rows],
-        labels,
-        calibrator=validation,
-        n_bins=n_bins,
-        binning=binning,
-        seed=seed,
+        P_held, y_held, labels, calibrator=validation, n_bins=n_bins, binning=binning, seed=seed
+    )
+    add_report_extras(
+        report, P_held, y_held, validation.transform(P_held), n_bins=n_bins, seed=seed
     )
     served = new_calibrator().fit(P, y) if refit else validation
     return HoldoutFit(served, validation, fit_rows, held_out_rows, report, refit)

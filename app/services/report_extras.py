@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from app.models import Calibration
-from calibrators.report_extras import report_extras
+from calibrators.report_extras import add_report_extras
 
 
 def add_to_report(
@@ -30,19 +30,15 @@ def add_to_report(
     """
     Q = None if calibrator is None else calibrator.transform(P)
     stored = None if calibration is None else calibration.data.get("conformal")
-    extras = report_extras(
+    add_report_extras(
+        report,
         P,
         y,
-        report["labels"],
         Q=Q,
         conformal=None if stored is None else stored["params"],
         n_bins=n_bins,
         n_boot=n_boot,
     )
-    notes = extras.pop("notes")
-    report["conventions"]["extras"] = extras.pop("extras_conventions")
-    if extras["conformal"] is not None:
-        extras["conformal"]["fitted"] = stored["fitted"]
-    report.update(extras)
-    report.setdefault("notes", []).extend(notes)
+    if report["conformal"] is not None:
+        report["conformal"]["fitted"] = stored["fitted"]
     return report

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from app.cli import cli
-from calibrators import TemperatureScaling
+from calibrators import TemperatureScaling, calibrator_from_dict
+from calibrators.report_extras import report_extras
 from tests.app.factories import overconfident_data
 
 LABELS = ["billing", "bug", "other"]
@@ -115,6 +116,37 @@ def test_report_without_calibration(runner, tmp_path):
     result = runner.invoke(cli, ["report", str(data)])
     assert result.exit_code == 0, result.output
     assert "calibrated" not in result.stdout.split("reliability")[0]
+
+
+def test_report_has_the_api_reports_extra_sections(runner, tmp_path):
+    P, y = overconfident_data(300, seed=6)
+    data = tmp_path / "data.csv"
+    write_csv(data, P, y)
+    calibration = tmp_path / "calibration.json"
+    assert runner.invoke(cli, ["fit", str(data), "--output", str(calibration)]).exit_code == 0
+    report_path = tmp_path / "report.json"
+    command = ["report", str(data), "--calibration", str(calibration), "--json-out"]
+    result = runner.invoke(cli, [*command, str(report_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text(), parse_constant=refuse_constant)
+
+    calibrator = calibrator_from_dict(json.loads(calibration.read_text()))
+    expected = report_extras(P, y, LABELS, Q=calibrator.transform(P), n_bins=15)
+    for side in ("raw", "calibrated"):
+        smooth = report["smooth_ece"][side]["smooth_ece"]
+        assert smooth == pytest.approx(expected["smooth_ece"][side]["smooth_ece"], abs=1e-12)
+        assert report["aurc"][side] == pytest.approx(expected["aurc"][side])
+    brier = report["decompositions"]["top_label"]["calibrated"]["brier"]
+    assert brier["reliability"] == pytest.approx(
+        expected["decompositions"]["top_label"]["calibrated"]["brier"]["reliability"]
+    )
+    assert "extras" in report["conventions"]
+    printed = re.search(r"smooth ECE\s+([0-9.]+) → ([0-9.]+)", result.stdout)
+    assert printed, result.stdout
+    assert float(printed.group(2)) == pytest.approx(
+        report["smooth_ece"]["calibrated"]["smooth_ece"], abs=5e-5
+    )
+    assert re.search(r"Brier resolution\s+[0-9.]+ → [0-9.]+", result.stdout)
 
 
 @pytest.mark.parametrize("command", ["fit", "report"])
