@@ -6,25 +6,34 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas.common import Label, Probability, RequestModel, TaskName, Text
+from app.schemas.common import (
+    EXAMPLE_PROBABILITIES,
+    EXAMPLE_TASK,
+    Label,
+    Probability,
+    RequestModel,
+    TaskName,
+    Text,
+)
 from app.schemas.extras import Coverage, PredictionSet, PriorShiftInfo
+
+ONE_INPUT = {
+    "oneOf": [
+        {
+            "required": ["text"],
+            "properties": {"text": {"type": "string"}, "probabilities": {"type": "null"}},
+        },
+        {
+            "required": ["probabilities"],
+            "properties": {"probabilities": {"type": "object"}, "text": {"type": "null"}},
+        },
+    ]
+}
+EXAMPLE_TEXT = "I was charged twice for my subscription this month."
 
 
 class CalibrateItem(RequestModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "oneOf": [
-                {
-                    "required": ["text"],
-                    "properties": {"text": {"type": "string"}, "probabilities": {"type": "null"}},
-                },
-                {
-                    "required": ["probabilities"],
-                    "properties": {"probabilities": {"type": "object"}, "text": {"type": "null"}},
-                },
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra=ONE_INPUT)
 
     text: Text | None = Field(default=None, description="Ask the task's LLM about this text.")
     probabilities: dict[str, Probability] | None = Field(
@@ -51,10 +60,34 @@ class CalibrateItem(RequestModel):
 
 
 class CalibrateRequest(CalibrateItem):
+    model_config = ConfigDict(
+        json_schema_extra={
+            **ONE_INPUT,
+            "examples": [
+                {"task": EXAMPLE_TASK, "probabilities": EXAMPLE_PROBABILITIES},
+                {"task": EXAMPLE_TASK, "text": EXAMPLE_TEXT},
+            ],
+        }
+    )
+
     task: TaskName
 
 
 class CalibrateBatchRequest(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "task": EXAMPLE_TASK,
+                    "items": [
+                        {"probabilities": EXAMPLE_PROBABILITIES},
+                        {"probabilities": EXAMPLE_PROBABILITIES, "target_precision": 0.9},
+                    ],
+                }
+            ]
+        }
+    )
+
     task: TaskName
     items: list[CalibrateItem] = Field(min_length=1)
 

@@ -34,12 +34,17 @@ JsonInt = Annotated[int, INTEGRAL]
 
 TASK_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
+# The task of the OpenAPI request examples (Swagger UI's "Try it out" bodies).
+EXAMPLE_TASK = "support-tickets"
+EXAMPLE_LABELS = ("billing", "bug", "other")
+EXAMPLE_PROBABILITIES = {"billing": 0.7, "bug": 0.2, "other": 0.1}
+
 TaskName = Annotated[
     str,
     Field(
         pattern=TASK_NAME_PATTERN,
         description="A slug: lowercase letters, digits, `-` and `_`, at most 64 characters.",
-        examples=["support-tickets"],
+        examples=[EXAMPLE_TASK],
     ),
 ]
 

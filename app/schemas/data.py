@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas.common import Label, Probability, RequestModel, Text
+from app.schemas.common import EXAMPLE_PROBABILITIES, Label, Probability, RequestModel, Text
 
 
 class ExampleIn(RequestModel):
@@ -14,6 +14,14 @@ class ExampleIn(RequestModel):
 
 
 class ExamplesIn(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"examples": [{"id": "t-1", "text": "The app crashes on login.", "label": "bug"}]}
+            ]
+        }
+    )
+
     examples: list[ExampleIn] = Field(min_length=1)
 
 
@@ -38,6 +46,22 @@ class PredictionIn(RequestModel):
 
 
 class PredictionsIn(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "text": "Please refund my second payment.",
+                            "label": "billing",
+                            "probabilities": EXAMPLE_PROBABILITIES,
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
     items: list[PredictionIn] = Field(min_length=1)
 
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.llm.config import LLMConfig
-from app.schemas.common import Label, Probability, RequestModel, TaskName
+from app.schemas.common import (
+    EXAMPLE_LABELS,
+    EXAMPLE_TASK,
+    Label,
+    Probability,
+    RequestModel,
+    TaskName,
+)
 from prompts.labels import check_labels
 from prompts.templates import PLACEHOLDERS_PATTERN
 
@@ -27,6 +34,10 @@ TargetPrior = Annotated[
 
 
 class TaskCreate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": EXAMPLE_TASK, "labels": list(EXAMPLE_LABELS)}]}
+    )
+
     name: TaskName
     labels: list[Label] = Field(
         min_length=2,

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.schemas.common import EXAMPLE_LABELS, EXAMPLE_TASK
 from tests.app.factories import LABELS, overconfident_items
 from tests.e2e.processes import processes, serve_migrated
 
@@ -29,15 +30,28 @@ MAX_EXAMPLES = 10
 SEED = int(os.environ.get("VERBCAL_SCHEMATHESIS_SEED", "20261204"))
 TIME_BUDGET_S = 420
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-EXAMPLE_TASK = "support-tickets"  # the task name the schema's examples use
+
+
+def _example_items(n: int) -> list[dict]:
+    """Labelled distributions over the schema examples' labels."""
+    rename = dict(zip(LABELS, EXAMPLE_LABELS, strict=True))
+    return [
+        {
+            **item,
+            "label": rename[item["label"]],
+            "probabilities": {rename[k]: p for k, p in item["probabilities"].items()},
+        }
+        for item in overconfident_items(n)
+    ]
 
 
 def _seed_example_task(base_url: str, admin_key: str) -> None:
-    """The schema's example task, with enough labelled distributions to fit, and fitted."""
+    """The task of the schema's examples, with enough labelled distributions to fit, fitted:
+    the examples phase's requests then succeed."""
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {admin_key}"}) as api:
         for method, path, body in (
-            ("POST", "/tasks", {"name": EXAMPLE_TASK, "labels": LABELS}),
-            ("POST", f"/tasks/{EXAMPLE_TASK}/predictions", {"items": overconfident_items(60)}),
+            ("POST", "/tasks", {"name": EXAMPLE_TASK, "labels": list(EXAMPLE_LABELS)}),
+            ("POST", f"/tasks/{EXAMPLE_TASK}/predictions", {"items": _example_items(60)}),
             ("POST", f"/tasks/{EXAMPLE_TASK}/fit", {}),
         ):
             response = api.request(method, path, json=body, timeout=60)

@@ -15,8 +15,9 @@ from pydantic import BaseModel, ValidationError
 
 from app.llm.config import LLMConfig
 from app.main import create_app
-from app.schemas.calibrate import CalibrateRequest
+from app.schemas.calibrate import CalibrateBatchRequest, CalibrateRequest
 from app.schemas.calibrations import FitRequest, ValidationSpec
+from app.schemas.data import ExamplesIn, PredictionsIn
 from app.schemas.tasks import TaskCreate
 from prompts.templates import TemplateError, template_from_text
 
@@ -92,6 +93,17 @@ def test_the_prompt_template_pattern_is_the_placeholder_rule(template):
     except TemplateError:
         usable = False
     assert _schema_valid(TaskCreate, {**TASK, "prompt_template": template}) is usable
+
+
+@pytest.mark.parametrize(
+    "model", [CalibrateRequest, CalibrateBatchRequest, ExamplesIn, PredictionsIn, TaskCreate]
+)
+def test_the_openapi_examples_are_valid_requests(model):
+    examples = model.model_json_schema()["examples"]
+    assert examples
+    for example in examples:
+        model.model_validate(example)
+        assert _schema_valid(model, example)
 
 
 def _keywords(schema) -> set[str]:
