@@ -136,6 +136,24 @@ def sanitize(value, path: str, notes: list[str]):
     return value
 
 
+def _estimates_outside_their_interval(ci: dict, name: str) -> list[str]:
+    """Notes for point estimates outside their percentile interval (finite values only).
+
+    Binned ECE and MCE are biased upward on bootstrap resamples (repeated rows make bins
+    noisier), so for a well calibrated forecast the whole interval can lie above the estimate.
+    """
+    notes = []
+    for metric, entry in ci.items():
+        values = (entry["estimate"], entry["lower"], entry["upper"])
+        if all(np.isfinite(values)) and not values[1] <= values[0] <= values[2]:
+            notes.append(
+                f"{name}.ci.{metric}: the estimate lies outside its percentile bootstrap interval "
+                "(the metric is biased on resamples): read the interval as its spread, not as "
+                "bounds around the estimate"
+            )
+    return notes
+
+
 def _section(P, y, n_bins, binning, n_boot, seed, alpha, notes: list[str], name: str) -> dict:
     confidence, correct = _m.top_label(P, y)
     sums = _m.bin_sums(confidence, correct, n_bins, binning)
@@ -174,6 +192,7 @@ def _section(P, y, n_bins, binning, n_boot, seed, alpha, notes: list[str], name:
             metric: {key: cis[metric][key] for key in ("estimate", "lower", "upper")}
             for metric in CI_METRICS
         }
+        notes.extend(_estimates_outside_their_interval(ci, name))
     if P.shape[0] == 1 and n_boot:
         notes.append(f"{name}.ci: a single row: every bootstrap replicate equals the estimate")
     return {

@@ -140,3 +140,32 @@ def test_metric_names_have_one_owner():
     assert tuple(report["raw"]["ci"]) == CI_METRICS
     assert set(SUMMARY_METRICS) <= set(SECTION_METRICS)
     assert tuple(METRIC_TITLES) == tuple(METRIC_BETTER) == SECTION_METRICS
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_note_says_when_an_estimate_lies_outside_its_interval(seed):
+    # Well calibrated forecasts (labels drawn from P): binned ECE is small, and its resamples,
+    # biased upward, often put the whole interval above it.
+    rng = np.random.default_rng(seed)
+    P = rng.dirichlet(np.ones(3), size=300)
+    y = np.array([rng.choice(3, p=p) for p in P])
+    report = calibration_report(P, y, ["a", "b", "c"], n_boot=200, seed=seed)
+    for metric, entry in report["raw"]["ci"].items():
+        outside = not entry["lower"] <= entry["estimate"] <= entry["upper"]
+        noted = any(
+            note.startswith(f"raw.ci.{metric}: the estimate lies outside")
+            for note in report["notes"]
+        )
+        assert noted is outside, (metric, entry)
+
+
+def test_the_outside_interval_note_is_written_for_a_hand_made_interval():
+    from calibrators.report import _estimates_outside_their_interval
+
+    ci = {
+        "ece": {"estimate": 0.02, "lower": 0.03, "upper": 0.09},
+        "nll": {"estimate": 0.8, "lower": 0.7, "upper": 0.9},
+        "mce": {"estimate": float("nan"), "lower": 0.1, "upper": 0.2},
+    }
+    notes = _estimates_outside_their_interval(ci, "calibrated")
+    assert len(notes) == 1 and notes[0].startswith("calibrated.ci.ece: the estimate lies outside")
