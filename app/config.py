@@ -138,8 +138,9 @@ class Settings(BaseSettings):
         default=10,
         ge=1,
         le=10_000,
-        description="Failed dashboard logins a client address may make per minute (per "
-        "process); more are answered 429 with Retry-After.",
+        description="Failed dashboard logins a client address may make per minute (stored in "
+        "the database: one count for every API process); more are answered 429 with "
+        "Retry-After.",
     )
     cookie_secure: bool | None = Field(
         default=None,

@@ -279,3 +279,15 @@ class EndedDashboardSession(Base):
 
     sid_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class FailedLogin(Base):
+    """A failed dashboard login by a client address. The login rate limit counts these, so
+    that every API process (``--workers N``) and a restarted one apply the same limit."""
+
+    __tablename__ = "failed_logins"
+    __table_args__ = (Index("ix_failed_logins_address_failed_at", "address", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime] = mapped_column()

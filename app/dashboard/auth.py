@@ -11,9 +11,6 @@ import hashlib
 import hmac
 import math
 import secrets
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
@@ -21,11 +18,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.responses import Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.api.deps import SessionDep
-from app.models import ApiKey, EndedDashboardSession, utcnow
+from app.models import ApiKey, EndedDashboardSession, FailedLogin, utcnow
 
 SESSION_COOKIE = "verbcal_admin"
 SESSION_MAX_AGE_S = 12 * 3600
@@ -65,11 +62,9 @@ def dashboard_secret(request: Request) -> str:
 
 
 def ensure_secret(app: Any) -> None:
-    """The signing key: the configured secret, else a random key for this process; and the
-    login throttle."""
+    """The signing key: the configured secret, else a random key for this process."""
     configured = app.state.settings.secret_key
     app.state.dashboard_secret = configured or secrets.token_urlsafe(32)
-    app.state.login_throttle = LoginThrottle(app.state.settings.login_attempts_per_minute)
 
 
 def _serializer(request: Request) -> URLSafeTimedSerializer:
@@ -150,35 +145,34 @@ def _cookie_secure(request: Request) -> bool:
     return forced if forced is not None else request.url.scheme == "https"
 
 
-class LoginThrottle:
-    """Failed logins per client address in a sliding minute; over the limit, refuse (429)."""
+LOGIN_WINDOW_S = 60
 
-    WINDOW_S = 60.0
 
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+def login_retry_after_s(db: Session, address: str, per_minute: int) -> int | None:
+    """Seconds until ``address`` may try to log in again, or None when it may now: it may not
+    while it has ``per_minute`` failed logins in the last minute (stored, so every process
+    counts the same failures)."""
+    since = utcnow() - timedelta(seconds=LOGIN_WINDOW_S)
+    recent = db.scalars(
+        select(FailedLogin.failed_at)
+        .where(FailedLogin.address == address, FailedLogin.failed_at > since)
+        .order_by(FailedLogin.failed_at.desc())
+        .limit(per_minute)
+    ).all()
+    if len(recent) < per_minute:
+        return None
+    # Allowed again when the oldest of the last `per_minute` failures leaves the window.
+    return max(1, math.ceil((recent[-1] - since).total_seconds()))
 
-    def retry_after_s(self, client: str) -> int | None:
-        """Seconds until ``client`` may try again, or None when it may now."""
-        now = time.monotonic()
-        with self._lock:
-            failures = self._failures.get(client)
-            if failures is None:
-                return None
-            while failures and failures[0] <= now - self.WINDOW_S:
-                failures.popleft()
-            if not failures:
-                del self._failures[client]
-                return None
-            if len(failures) < self.per_minute:
-                return None
-            return max(1, math.ceil(failures[0] + self.WINDOW_S - now))
 
-    def failed(self, client: str) -> None:
-        with self._lock:
-            self._failures.setdefault(client, deque()).append(time.monotonic())
+def record_failed_login(db: Session, address: str) -> None:
+    """Store a failed login of ``address`` (and forget its failures older than the window)."""
+    now = utcnow()
+    since = now - timedelta(seconds=LOGIN_WINDOW_S)
+    db.execute(
+        delete(FailedLogin).where(FailedLogin.address == address, FailedLogin.failed_at <= since)
+    )
+    db.add(FailedLogin(address=address[:64], failed_at=now))
 
 
 def client_address(request: Request) -> str:

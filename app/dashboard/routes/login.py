@@ -34,9 +34,9 @@ def login(
 ) -> Response:
     secret = str(form.get("api_key") or "").strip()
     next_url = _safe_next(str(form.get("next") or ""))
-    throttle: auth.LoginThrottle = request.app.state.login_throttle
     client = auth.client_address(request)
-    wait_s = throttle.retry_after_s(client)
+    per_minute = request.app.state.settings.login_attempts_per_minute
+    wait_s = auth.login_retry_after_s(session, client, per_minute)
     if wait_s is not None:
         error = f"Too many failed logins: try again in {wait_s} seconds."
         page = render(request, "login.html", {"next": next_url, "error": error}, 429)
@@ -44,7 +44,7 @@ def login(
         return page
     key = key_service.authenticate(session, secret) if secret else None
     if key is None or key.role != "admin":
-        throttle.failed(client)
+        auth.record_failed_login(session, client)
         error = (
             "This key cannot log in: the dashboard needs an admin key."
             if key is not None

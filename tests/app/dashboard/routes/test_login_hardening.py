@@ -46,6 +46,27 @@ def test_failed_logins_beyond_the_limit_are_a_429(settings, admin_key):
     app.state.engine.dispose()
 
 
+def test_the_login_limit_counts_the_failures_of_every_process(settings, admin_key):
+    """Two apps on one database stand for two API processes (`--workers 2`) or a restart."""
+    limited = settings.model_copy(update={"login_attempts_per_minute": 3})
+    first, second = create_app(limited), create_app(limited)
+    with (
+        TestClient(first, base_url="http://testserver") as one,
+        TestClient(second, base_url="http://testserver") as other,
+    ):
+
+        def attempt(client: TestClient, key: str):
+            data = {"api_key": key, "csrf_token": csrf_of(client.get("/admin/login").text)}
+            return client.post("/admin/login", data=data, follow_redirects=False)
+
+        assert [attempt(one, f"vc_wrong{i}").status_code for i in range(2)] == [401, 401]
+        assert attempt(other, "vc_wrong2").status_code == 401
+        assert attempt(other, admin_key).status_code == 429
+        assert attempt(one, admin_key).status_code == 429
+    for app in (first, second):
+        app.state.engine.dispose()
+
+
 def test_a_setting_forces_the_secure_cookie_over_plain_http(settings, admin_key):
     app = create_app(settings.model_copy(update={"cookie_secure": True}))
     with TestClient(app, base_url="http://testserver") as client:
