@@ -201,21 +201,12 @@ def report_extras(
     return extras
 
 
-def add_report_extras(
-    report: dict,
-    P,
-    y,
-    Q=None,
-    conformal: dict | None = None,
-    n_bins: int = DEFAULT_N_BINS,
-    n_boot: int = DEFAULT_N_BOOT,
-    seed: int = 0,
-) -> dict:
-    """Add :func:`report_extras` of the same rows to a :func:`calibration_report` ``report``,
-    in place (and return it): its sections at the top level, its conventions under
-    ``conventions["extras"]``, its notes appended to ``notes``.
+def add_report_extras(report: dict, P, y, Q=None, **options) -> dict:
+    """Add :func:`report_extras` of the same rows (``options``: its keyword parameters) to a
+    :func:`calibration_report` ``report``, in place (and return it): its sections at the top
+    level, its conventions under ``conventions["extras"]``, its notes appended to ``notes``.
     """
-    extras = report_extras(P, y, report["labels"], Q, conformal, n_bins, n_boot, seed)
+    extras = report_extras(P, y, report["labels"], Q, **options)
     report.setdefault("notes", []).extend(extras.pop("notes"))
     report["conventions"]["extras"] = extras.pop("extras_conventions")
     report.update(extras)

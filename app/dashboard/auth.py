@@ -172,11 +172,12 @@ def record_failed_login(db: Session, address: str) -> None:
     db.execute(
         delete(FailedLogin).where(FailedLogin.address == address, FailedLogin.failed_at <= since)
     )
-    db.add(FailedLogin(address=address[:64], failed_at=now))
+    db.add(FailedLogin(address=address, failed_at=now))
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address, cut to what ``FailedLogin.address`` holds (an IPv6 text is 45)."""
+    return (request.client.host if request.client else "unknown")[:64]
 
 
 def csrf_token(request: Request) -> str:
